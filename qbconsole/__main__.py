@@ -1,0 +1,5 @@
+import sys
+
+from qbconsole.cli import main
+
+sys.exit(main())

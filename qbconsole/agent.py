@@ -1,0 +1,177 @@
+"""The agent: holds the store's lease and, while it does, runs the collectors.
+
+Exactly one agent per store does the work. Others wait in standby and take
+over when the holder's lease expires (it renews every heartbeat; the lease
+lives 1.5 heartbeats and a standby agent retries every half heartbeat, so a
+killed holder is replaced within two heartbeats). The console embeds an agent
+the same way, so ten consoles on one store still run one set of collectors.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from qbconsole.collect import Scheduler, build_sources
+from qbconsole.config import Config, ConfigError, load_config
+from qbconsole.store import Store
+
+log = logging.getLogger("qbconsole.agent")
+
+HOUSEKEEPING_S = 60.0
+
+
+def default_holder() -> str:
+    """``user@host:pid``: who holds the lease, as shown in the console."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+
+
+class Agent:
+    """Lease holder and owner of the agent's work, for one store.
+
+    ``start()`` returns at once; the agent's control loop runs in its own
+    thread: standby until the lease is free, then active until ``stop()`` or
+    until the lease is lost.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        rules_path: str | os.PathLike,
+        *,
+        config: Config | None = None,
+        holder: str | None = None,
+        heartbeat_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.rules_path = Path(rules_path)
+        self.holder = holder or default_holder()
+        self.heartbeat_s = heartbeat_s
+        self.ttl_ms = int(heartbeat_s * 1500)
+        self.config = config if config is not None else load_config(self.rules_path)
+        self.last_config_error: ConfigError | None = None
+        self._rules_mtime = self._mtime()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scheduler: Scheduler | None = None
+        self._next_housekeeping = 0.0
+        self.active = False
+
+    # ---- lifecycle -----------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="qbconsole-agent", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the work and release the lease (if held)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def request_reload(self) -> None:
+        """Re-read the rules file at the next heartbeat (SIGHUP)."""
+        self._reload.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    # ---- control loop ----------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.active:
+                    if not self.store.lease_renew(self.holder, self.ttl_ms):
+                        log.warning("lease lost to %s; going to standby", self._lease_holder())
+                        self._deactivate()
+                        continue
+                    self._maybe_reload()
+                    self._housekeeping()
+                    self._stop.wait(self.heartbeat_s)
+                else:
+                    if self.store.lease_acquire(self.holder, self.ttl_ms):
+                        self._activate()
+                    else:
+                        self._maybe_reload()
+                        self._stop.wait(self.heartbeat_s / 2)
+        except Exception:
+            log.exception("agent control loop failed")
+        finally:
+            self._deactivate()
+            try:
+                self.store.lease_release(self.holder)
+            except Exception:
+                log.exception("could not release the lease")
+
+    def _lease_holder(self) -> str:
+        info = self.store.lease_info()
+        return info.holder if info else "nobody"
+
+    def _activate(self) -> None:
+        log.info("lease acquired by %s; starting %d source(s)", self.holder, len(self.config.sources))
+        self._scheduler = Scheduler(
+            self.store.write,
+            build_sources(self.config.sources),
+            on_status=self.store.set_source_status,
+        )
+        self._scheduler.start()
+        self.active = True
+
+    def _deactivate(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        self.active = False
+
+    # ---- config reload ----------------------------------------------------
+    def _mtime(self) -> float | None:
+        try:
+            return self.rules_path.stat().st_mtime
+        except OSError:
+            return None
+
+    def _maybe_reload(self) -> None:
+        mtime = self._mtime()
+        if not self._reload.is_set() and mtime == self._rules_mtime:
+            return
+        self._reload.clear()
+        self._rules_mtime = mtime
+        try:
+            config = load_config(self.rules_path)
+        except ConfigError as err:
+            self.last_config_error = err
+            log.error("rules file not reloaded, keeping the last good one:\n%s", err)
+            return
+        except OSError as err:
+            self.last_config_error = None
+            log.error("rules file not reloaded (%s), keeping the last good one", err.strerror)
+            return
+        self.last_config_error = None
+        self.config = config
+        log.info("rules reloaded from %s", self.rules_path)
+        if self._scheduler is not None:
+            self._scheduler.replace_sources(build_sources(config.sources))
+
+    # ---- housekeeping -------------------------------------------------------
+    def _housekeeping(self) -> None:
+        now = time.time()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_S
+        now_ms = int(now * 1000)
+        try:
+            self.store.rollup(now_ms)
+            self.store.purge(now_ms)
+        except Exception:
+            log.exception("rollup/purge failed")

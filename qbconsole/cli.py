@@ -1,0 +1,276 @@
+"""Command line: ``qbconsole [run]``, ``agent``, ``rules check``, ``metrics ...``.
+
+Every sub-command is a small function taking the parsed arguments and
+returning an exit status. Errors the user can fix are printed as one clear
+line (``qbconsole: ...``) with exit status 1 or 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from qbconsole import __version__
+
+DEFAULT_DB = "qbconsole.db"
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+# ---- helpers --------------------------------------------------------------
+def rules_path(args: argparse.Namespace) -> Path:
+    """--rules, else $QBCONSOLE_RULES, else ./rules.yaml, else the packaged defaults."""
+    from qbconsole.config import DEFAULT_RULES
+
+    if args.rules:
+        return Path(args.rules)
+    if os.environ.get("QBCONSOLE_RULES"):
+        return Path(os.environ["QBCONSOLE_RULES"])
+    local = Path("rules.yaml")
+    return local if local.exists() else Path(DEFAULT_RULES)
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db or os.environ.get("QBCONSOLE_DB") or DEFAULT_DB)
+
+
+def load_rules(path: Path):
+    from qbconsole.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise UserError(f"{path} has errors:\n{err}") from None
+    except OSError as err:
+        raise UserError(f"cannot read rules file {path}: {err.strerror}") from None
+
+
+def open_store(args: argparse.Namespace, config=None):
+    from qbconsole.store import Store
+
+    kwargs = {}
+    if config is not None:
+        kwargs = dict(
+            raw_retention_s=config.settings.raw_retention,
+            rollup_retention_s=config.settings.rollup_retention,
+        )
+    path = db_path(args)
+    try:
+        return Store.open(path, **kwargs)
+    except OSError as err:
+        raise UserError(f"cannot open store {path}: {err.strerror or err}") from None
+
+
+def parse_since(text: str) -> float:
+    """'15m' -> 900.0 seconds (Prometheus duration syntax)."""
+    from qbconsole.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise UserError(f"bad duration {text!r}: {err}") from None
+
+
+def setup_logging(verbose: bool, logfile: Path | None = None) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if logfile is not None:
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        logging.basicConfig(level=level, format=fmt, stream=os.fdopen(fd, "a", encoding="utf-8"))
+    else:
+        logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+
+
+# ---- commands ---------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    """Open the console; run the agent in-process unless another one holds the lease."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError(
+            "the console needs a terminal (stdin and stdout are not a TTY); "
+            "run `qbconsole agent` for headless use"
+        )
+    path = rules_path(args)
+    config = load_rules(path)
+    store = open_store(args, config)
+    setup_logging(args.verbose, logfile=Path(str(db_path(args)) + ".log"))
+    from qbconsole.agent import Agent
+    from qbconsole.tui.app import QBConsoleApp
+
+    agent = Agent(store, path, config=config)
+    app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme)
+    try:
+        app.run()
+    finally:
+        agent.stop()
+        store.close()
+    return app.return_code or 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Headless agent: waits for the lease, then collects until SIGTERM/SIGINT."""
+    from qbconsole.agent import Agent
+
+    setup_logging(args.verbose)
+    path = rules_path(args)
+    config = load_rules(path)
+    store = open_store(args, config)
+    agent = Agent(store, path, config=config, heartbeat_s=args.heartbeat)
+
+    def stop(signum, _frame):
+        logging.getLogger("qbconsole.agent").info("signal %d: stopping", signum)
+        agent._stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda *_: agent.request_reload())
+    logging.getLogger("qbconsole.agent").info(
+        "agent %s on %s (rules %s); waiting for the lease", agent.holder, store.path, path
+    )
+    agent.start()
+    while not agent.wait(0.5):
+        pass
+    agent.stop()
+    store.close()
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from qbconsole.config import check_file
+
+    path = Path(args.file) if args.file else rules_path(args)
+    config, errors, notices = check_file(path)
+    for notice in notices:
+        print(f"{path}: notice: {notice}")
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(config.sources)} source(s))")
+    return 0
+
+
+def cmd_metrics_list(args: argparse.Namespace) -> int:
+    from qbconsole.catalog import describe
+
+    store = open_store(args)
+    try:
+        rows = []
+        for name in store.names():
+            info = describe(name)
+            rows.append({
+                "name": name,
+                "series": len(store.series(name)),
+                "kind": info.kind if info else None,
+                "unit": info.unit if info else None,
+                "description": info.description if info else None,
+            })
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no metrics in the store yet (is an agent running? `qbconsole agent`)")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        unit = f"[{r['unit']}]" if r["unit"] else ""
+        print(f"{r['name']:<{width}}  {r['series']:>4} series  {unit:<10} {r['description'] or ''}")
+    return 0
+
+
+def cmd_metrics_query(args: argparse.Namespace) -> int:
+    from qbconsole.catalog import describe, format_value
+
+    since_s = parse_since(args.since)
+    store = open_store(args)
+    end = int(time.time() * 1000)
+    start = end - int(since_s * 1000)
+    try:
+        result = store.select(args.name, start, end)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([
+            {"name": s.name, "labels": s.labels, "samples": [[ts, v] for ts, v in pts]}
+            for s, pts in result
+        ]))
+        return 0
+    if not result:
+        print(f"no samples of {args.name} in the last {args.since}")
+        return 1
+    info = describe(args.name)
+    unit = info.unit if info else ""
+    for s, pts in result:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}}  ({len(pts)} samples)")
+        for ts, v in pts:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / 1000))
+            print(f"  {stamp}.{ts % 1000:03d}Z  {format_value(v, unit)}")
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qbconsole",
+        description="Launch console for the QuickBid platform: live metrics, alerts, "
+        "approved optimizations, reports and A/B tests.",
+    )
+    p.add_argument("--version", action="version", version=f"qbconsole {__version__}")
+    p.add_argument("--db", help=f"store file (default $QBCONSOLE_DB or ./{DEFAULT_DB})")
+    p.add_argument("--rules", help="rules file (default $QBCONSOLE_RULES, ./rules.yaml, or the built-in defaults)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_run, theme=None)
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="open the console (the default)")
+    run.add_argument("--theme", help="theme name (dark, light, high-contrast, ...)")
+    run.set_defaults(func=cmd_run)
+
+    agent = sub.add_parser("agent", help="run collectors headless (one per store holds the lease)")
+    agent.add_argument("--heartbeat", type=float, default=2.0, metavar="SECONDS",
+                       help="lease heartbeat (default 2 s; a dead holder is replaced within two)")
+    agent.set_defaults(func=cmd_agent)
+
+    rules = sub.add_parser("rules", help="check rules files")
+    rules_sub = rules.add_subparsers(title="rules commands", metavar="COMMAND", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules file; exit 0 if good, 1 if not")
+    check.add_argument("file", nargs="?", help="file to check (default: the active rules file)")
+    check.set_defaults(func=cmd_rules_check)
+
+    metrics = sub.add_parser("metrics", help="read metrics from the store")
+    metrics_sub = metrics.add_subparsers(title="metrics commands", metavar="COMMAND", required=True)
+    mlist = metrics_sub.add_parser("list", help="metric names with series count, unit and description")
+    mlist.add_argument("--json", action="store_true")
+    mlist.set_defaults(func=cmd_metrics_list)
+    query = metrics_sub.add_parser("query", help="samples of one metric")
+    query.add_argument("name")
+    query.add_argument("--since", default="15m", help="how far back (default 15m)")
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(func=cmd_metrics_query)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"qbconsole: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
