@@ -1,0 +1,141 @@
+"""The store's single writer: one thread per Store, fed by a queue, one transaction per job.
+
+Jobs are callables taking the write connection; the writer wraps each in
+``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` and re-raise through the future on error).
+Sample batches go through :class:`SeriesIds`, which maps (name, labels) to series ids.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable, Mapping
+
+from qbconsole.model import Sample, canonical_labels
+from qbconsole.store.records import encode_nan
+
+_STOP = object()
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed; no more writes are accepted."""
+
+
+class SeriesIds:
+    """Cache of (name, label set) -> series id, owned by the writer thread.
+
+    Unknown series are inserted inside the caller's transaction; ids added during a
+    transaction that rolls back are forgotten again (see :meth:`rollback`).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, frozenset], int] = {}
+        self._added: list[tuple[str, frozenset]] = []
+
+    def resolve(self, conn: sqlite3.Connection, name: str, labels: Mapping[str, str]) -> int:
+        """Return the id of ``name{labels}``, inserting the series when it is new."""
+        key = (name, frozenset(labels.items()))
+        sid = self._ids.get(key)
+        if sid is None:
+            text = canonical_labels(labels)
+            conn.execute("INSERT OR IGNORE INTO series(name, labels) VALUES (?, ?)", (name, text))
+            sid = conn.execute("SELECT id FROM series WHERE name = ? AND labels = ?",
+                               (name, text)).fetchone()[0]
+            self._ids[key] = sid
+            self._added.append(key)
+        return sid
+
+    def commit(self) -> None:
+        self._added.clear()
+
+    def rollback(self) -> None:
+        for key in self._added:
+            self._ids.pop(key, None)
+        self._added.clear()
+
+    def rows(self, conn: sqlite3.Connection, batch: Iterable[Sample]):
+        """Yield (series_id, ts, stored value) for each sample; the hot path of every write."""
+        ids = self._ids
+        resolve = self.resolve
+        for name, labels, ts, value in batch:
+            sid = ids.get((name, frozenset(labels.items())))
+            if sid is None:
+                sid = resolve(conn, name, labels)
+            if value != value:
+                value = encode_nan(value)
+            yield sid, ts, value
+
+
+def insert_samples(conn: sqlite3.Connection, ids: SeriesIds, batch: list[Sample]) -> int:
+    """Insert a batch (last write wins on duplicate (series, ts)); return how many samples."""
+    conn.executemany("INSERT OR REPLACE INTO samples(series_id, ts, value) VALUES (?, ?, ?)",
+                     ids.rows(conn, batch))
+    return len(batch)
+
+
+class Writer:
+    """Owns the write connection and the thread that uses it."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str = "qbconsole-store-writer") -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.series_ids = SeriesIds()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Future:
+        """Queue ``fn(conn)`` to run in one transaction in the writer thread."""
+        future: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            self._queue.put((fn, future))
+        return future
+
+    def submit_samples(self, samples: Iterable[Sample]) -> Future:
+        """Queue a sample batch; the future's result is the number of samples written."""
+        batch = samples if isinstance(samples, list) else list(samples)
+        ids = self.series_ids
+        return self.submit(lambda conn: insert_samples(conn, ids, batch))
+
+    def close(self) -> None:
+        """Finish the queued jobs, stop the thread and close the write connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = self._conn
+        try:
+            while True:
+                job = self._queue.get()
+                if job is _STOP:
+                    return
+                fn, future = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        self.series_ids.rollback()
+                        raise
+                    self.series_ids.commit()
+                except BaseException as exc:  # handed to the caller through the future
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            conn.close()
