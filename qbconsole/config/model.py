@@ -1,0 +1,81 @@
+"""The loaded configuration: plain frozen dataclasses, times in seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY = 86400.0
+
+SOURCE_KINDS = ("system", "http", "prometheus", "sql")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global settings; every duration is in seconds."""
+
+    raw_retention: float = 7 * DAY
+    rollup_retention: float = 90 * DAY
+    evaluation_interval: float = 15.0
+    refresh: float = 1.0
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One metric source; ``options`` holds the kind-specific keys (url, dsn, ...).
+
+    ``jitter`` is a fraction of ``interval``; ``line`` is where the source is
+    defined in the file (0 for the built-in default).
+    """
+
+    name: str
+    kind: str
+    interval: float
+    timeout: float
+    jitter: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+def default_interval(kind: str) -> float:
+    """Seconds between two scrapes when a source does not say."""
+    return 5.0 if kind == "system" else 10.0
+
+
+def default_timeout(interval: float) -> float:
+    return min(interval, 10.0)
+
+
+def default_sources() -> list[SourceConfig]:
+    """What a file without a ``sources`` section gets: this machine, every 5 s."""
+    interval = default_interval("system")
+    return [SourceConfig("system", "system", interval, default_timeout(interval))]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated ``rules.yaml``.
+
+    Sections that later capabilities consume (rules, channels, SLOs, ...) are
+    the validated data as written, with ``${ENV}`` already substituted;
+    durations in them are still strings (see ``parse_duration``).
+    ``notices`` are informational (e.g. sections accepted but not used yet).
+    """
+
+    file: str = "<default>"
+    settings: Settings = field(default_factory=Settings)
+    sources: list[SourceConfig] = field(default_factory=default_sources)
+    recording_rules: list[dict[str, Any]] = field(default_factory=list)
+    alert_rules: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    optimizations: list[dict[str, Any]] = field(default_factory=list)
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    experiments: list[dict[str, Any]] = field(default_factory=list)
+    datasource: dict[str, Any] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()
+
+    def source(self, name: str) -> SourceConfig | None:
+        """The source called ``name``, if any."""
+        return next((s for s in self.sources if s.name == name), None)

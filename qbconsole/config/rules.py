@@ -1,0 +1,219 @@
+"""Rule sections: ``alert_rules``, ``recording_rules``, Prometheus-style ``groups``, ``slos``.
+
+They are checked here and kept as the data written (with ``${ENV}``
+substituted) for the rules engine, which parses the expressions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from . import schema as s
+from .document import Document
+
+SEVERITIES = ("critical", "warning", "info")
+
+_RECORD = {
+    "record": s.matching(s.METRIC_NAME, "metric name"),
+    "expr": s.nonempty_string,
+    "labels": s.string_map("labels"),
+}
+# Prometheus's alerting rule keys (the format of `groups`).
+_PROMETHEUS_ALERT = {
+    "alert": s.nonempty_string,
+    "expr": s.nonempty_string,
+    "for": s.non_negative(s.duration),
+    "keep_firing_for": s.non_negative(s.duration),
+    "labels": s.string_map("labels"),
+    "annotations": s.string_map("annotations"),
+}
+# The top-level `alert_rules` also take `name` for `alert`, and `severity`.
+_ALERT = {**_PROMETHEUS_ALERT, "name": s.nonempty_string, "severity": s.one_of(SEVERITIES, "severity")}
+_GROUP = {
+    "name": s.nonempty_string,
+    "interval": s.positive(s.duration),
+    "limit": s.non_negative(s.integer),
+    "query_offset": s.non_negative(s.duration),
+    "labels": s.string_map("labels"),
+    "rules": lambda doc, node: node,  # checked rule by rule below
+}
+
+SLO_OPS = ("<", "<=", ">", ">=")
+SLO_KINDS = ("objective", "capacity")
+SLO_UNITS = ("percent", "ratio", "seconds", "bytes", "per_second", "count")
+WINDOW = "[W]"
+
+
+def _slo_expr(doc: Document, node: Node) -> str:
+    value = s.nonempty_string(doc, node)
+    if WINDOW not in value:
+        raise s.Invalid(f"must contain the window placeholder {WINDOW}, "
+                        "e.g. avg_over_time(system_cpu_percent[W])")
+    return value
+
+
+_SLO = {
+    "name": s.matching(s.LABEL_NAME, "SLO name (letters, digits and '_')"),
+    "description": s.string,
+    "expr": _slo_expr,
+    "op": s.one_of(SLO_OPS, "comparison"),
+    "target": s.number,
+    "unit": s.one_of(SLO_UNITS, "unit"),
+    "kind": s.one_of(SLO_KINDS, "SLO kind"),
+    "requires": s.list_of(s.string, "SLO names"),
+}
+
+
+def read_recording_rules(doc: Document, node: Node) -> list[dict[str, Any]]:
+    return _each(doc, node, "recording rules", _recording_rule)
+
+
+def read_alert_rules(doc: Document, node: Node) -> list[dict[str, Any]]:
+    return _each(doc, node, "alert rules", _alert_rule)
+
+
+def read_groups(doc: Document, node: Node) -> list[dict[str, Any]]:
+    groups = _each(doc, node, "rule groups", _group)
+    _check_unique(doc, node, "name", "group name")
+    return groups
+
+
+def read_slos(doc: Document, node: Node) -> list[dict[str, Any]]:
+    slos = _each(doc, node, "SLOs", _slo)
+    names = _check_unique(doc, node, "name", "SLO name")
+    for item in node.value if isinstance(node, SequenceNode) else ():
+        requires = _value_node(item, "requires")
+        own = _value_node(item, "name")
+        for ref in requires.value if isinstance(requires, SequenceNode) else ():
+            if not isinstance(ref, ScalarNode):
+                continue  # reported as a type error already
+            if ref.value not in names:
+                doc.error(ref, f"unknown SLO {ref.value!r} in requires{s.did_you_mean(ref.value, names)}")
+            elif own is not None and ref.value == own.value:
+                doc.error(ref, "an SLO cannot require itself")
+    return slos
+
+
+def read_list_section(what: str):
+    """A section not specified yet: a list of mappings, kept as written."""
+    def read(doc: Document, node: Node) -> list[dict[str, Any]]:
+        def item(doc: Document, child: Node) -> dict[str, Any] | None:
+            if not isinstance(child, MappingNode):
+                raise s.expected(f"a mapping for each entry of {what}", doc, child)
+            return s.to_python(doc, child)
+        return _each(doc, node, what, item)
+    return read
+
+
+def read_mapping_section(what: str):
+    """A section not specified yet: a mapping, kept as written."""
+    def read(doc: Document, node: Node) -> dict[str, Any]:
+        if s.is_null(node):
+            return {}
+        if not isinstance(node, MappingNode):
+            doc.error(node, f"expected a mapping for {what}, got {s.kind_of(doc, node)}")
+            return {}
+        try:
+            return s.to_python(doc, node)
+        except s.Invalid as exc:
+            doc.error(exc.node or node, exc.message)
+            return {}
+    return read
+
+
+# -- items --------------------------------------------------------------------
+
+
+def _recording_rule(doc: Document, node: Node) -> dict | None:
+    fields = s.read_mapping(doc, node, "recording rule", _RECORD, required=("record", "expr"))
+    return None if fields is None else s.to_python(doc, node)
+
+
+def _alert_rule(doc: Document, node: Node) -> dict | None:
+    fields = s.read_mapping(doc, node, "alert rule", _ALERT, required=("expr",))
+    if fields is None:
+        return None
+    if fields.present("alert") and fields.present("name"):
+        doc.error(fields.keys["name"], "use either 'alert' or 'name', not both")
+    elif not fields.present("alert") and not fields.present("name"):
+        doc.error(node, "missing required key 'alert' (or 'name') in alert rule")
+    return s.to_python(doc, node)
+
+
+def _group_rule(doc: Document, node: Node) -> dict | None:
+    if not isinstance(node, MappingNode):
+        raise s.expected("a mapping for each rule", doc, node)
+    record, alert = _value_node(node, "record"), _value_node(node, "alert")
+    if record is not None and alert is not None:
+        doc.error(node, "a rule has either 'record' or 'alert', not both")
+        return None
+    if record is None and alert is None:
+        doc.error(node, "missing required key 'record' or 'alert' in rule")
+        return None
+    if record is not None:
+        return _recording_rule(doc, node)
+    fields = s.read_mapping(doc, node, "alerting rule", _PROMETHEUS_ALERT, required=("expr",))
+    return None if fields is None else s.to_python(doc, node)
+
+
+def _group(doc: Document, node: Node) -> dict | None:
+    fields = s.read_mapping(doc, node, "rule group", _GROUP, required=("name", "rules"))
+    if fields is None:
+        return None
+    if fields.present("rules"):
+        _each(doc, fields.nodes["rules"], "rules", _group_rule)
+    return s.to_python(doc, node)
+
+
+def _slo(doc: Document, node: Node) -> dict | None:
+    fields = s.read_mapping(doc, node, "SLO", _SLO, required=("name", "expr", "op", "target"))
+    if fields is None:
+        return None
+    if fields.present("requires") and fields.get("kind", "objective") != "capacity":
+        doc.error(fields.keys["requires"], "'requires' applies to kind: capacity only")
+    return s.to_python(doc, node)
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _each(doc: Document, node: Node, what: str, item) -> list[dict[str, Any]]:
+    """Apply ``item`` to every entry of a list section; null is an empty list."""
+    if s.is_null(node):
+        return []
+    if not isinstance(node, SequenceNode):
+        doc.error(node, f"expected a list of {what}, got {s.kind_of(doc, node)}")
+        return []
+    result = []
+    for child in node.value:
+        try:
+            value = item(doc, child)
+        except s.Invalid as exc:
+            doc.error(exc.node or child, exc.message)
+            continue
+        if value is not None:
+            result.append(value)
+    return result
+
+
+def _value_node(node: Node, key: str) -> Node | None:
+    if not isinstance(node, MappingNode):
+        return None
+    return next((v for k, v in node.value if k.value == key), None)
+
+
+def _check_unique(doc: Document, node: Node, key: str, what: str) -> set[str]:
+    """Report repeated ``key`` values among a list's mappings; the set of names seen."""
+    first: dict[str, int] = {}
+    for item in node.value if isinstance(node, SequenceNode) else ():
+        value = _value_node(item, key)
+        if value is None or not isinstance(value.value, str):
+            continue
+        if value.value in first:
+            doc.error(value, f"duplicate {what} {value.value!r} (first at line {first[value.value]})")
+        else:
+            first[value.value] = value.start_mark.line + 1
+    return set(first)
+
