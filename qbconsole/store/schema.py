@@ -57,7 +57,11 @@ CREATE TABLE meta (
 );
 """
 
-MIGRATIONS: list[str] = [_M1_METRICS]
+# Migration 2: alerts, their events, silences, and the append-only audit log
+# (DDL kept beside the code that uses it).
+from qbconsole.store.alerts import MIGRATION as _M2_ALERTS  # noqa: E402
+
+MIGRATIONS: list[str] = [_M1_METRICS, _M2_ALERTS]
 
 
 class SchemaTooNew(RuntimeError):
