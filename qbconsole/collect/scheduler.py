@@ -116,10 +116,10 @@ class Scheduler:
     # ---- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         """Start the scheduler thread; sources get their first run within one jitter."""
-        if self._thread is not None:
-            return
         if self._stopping.is_set():
             raise RuntimeError("a stopped Scheduler cannot be started again")
+        if self._thread is not None:
+            return
         self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="qbconsole-source")
         now = time.monotonic()
         with self._lock:
