@@ -220,6 +220,8 @@ def _clip(text: str, limit: int = 60) -> str:
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or exc.context or "invalid YAML"
+    if exc.context and problem.startswith("but "):  # "expected X ..., but found Y"
+        return f"YAML syntax error: {exc.context}, {problem}"
     message = f"YAML syntax error: {problem}"
     if "'\\t'" in problem:
         message += " (indent with spaces, not tabs)"

@@ -90,7 +90,7 @@ def read_slos(doc: Document, node: Node) -> list[dict[str, Any]]:
             if not isinstance(ref, ScalarNode):
                 continue  # reported as a type error already
             if ref.value not in names:
-                doc.error(ref, f"unknown SLO {ref.value!r} in requires{s.did_you_mean(ref.value, names)}")
+                doc.error(ref, f"unknown SLO {doc.shown(ref)} in requires{s.did_you_mean(ref.value, names)}")
             elif own is not None and ref.value == own.value:
                 doc.error(ref, "an SLO cannot require itself")
     return slos
@@ -99,11 +99,10 @@ def read_slos(doc: Document, node: Node) -> list[dict[str, Any]]:
 def read_list_section(what: str):
     """A section not specified yet: a list of mappings, kept as written."""
     def read(doc: Document, node: Node) -> list[dict[str, Any]]:
-        def item(doc: Document, child: Node) -> dict[str, Any] | None:
+        def check(doc: Document, child: Node) -> None:
             if not isinstance(child, MappingNode):
                 raise s.expected(f"a mapping for each entry of {what}", doc, child)
-            return s.to_python(doc, child)
-        return _each(doc, node, what, item)
+        return _each(doc, node, what, check)
     return read
 
 
@@ -126,61 +125,53 @@ def read_mapping_section(what: str):
 # -- items --------------------------------------------------------------------
 
 
-def _recording_rule(doc: Document, node: Node) -> dict | None:
-    fields = s.read_mapping(doc, node, "recording rule", _RECORD, required=("record", "expr"))
-    return None if fields is None else s.to_python(doc, node)
+def _recording_rule(doc: Document, node: Node) -> None:
+    s.read_mapping(doc, node, "recording rule", _RECORD, required=("record", "expr"))
 
 
-def _alert_rule(doc: Document, node: Node) -> dict | None:
+def _alert_rule(doc: Document, node: Node) -> None:
     fields = s.read_mapping(doc, node, "alert rule", _ALERT, required=("expr",))
     if fields is None:
-        return None
+        return
     if fields.present("alert") and fields.present("name"):
         doc.error(fields.keys["name"], "use either 'alert' or 'name', not both")
     elif not fields.present("alert") and not fields.present("name"):
         doc.error(node, "missing required key 'alert' (or 'name') in alert rule")
-    return s.to_python(doc, node)
 
 
-def _group_rule(doc: Document, node: Node) -> dict | None:
+def _group_rule(doc: Document, node: Node) -> None:
     if not isinstance(node, MappingNode):
         raise s.expected("a mapping for each rule", doc, node)
     record, alert = _value_node(node, "record"), _value_node(node, "alert")
     if record is not None and alert is not None:
         doc.error(node, "a rule has either 'record' or 'alert', not both")
-        return None
-    if record is None and alert is None:
+    elif record is None and alert is None:
         doc.error(node, "missing required key 'record' or 'alert' in rule")
-        return None
-    if record is not None:
-        return _recording_rule(doc, node)
-    fields = s.read_mapping(doc, node, "alerting rule", _PROMETHEUS_ALERT, required=("expr",))
-    return None if fields is None else s.to_python(doc, node)
+    elif record is not None:
+        _recording_rule(doc, node)
+    else:
+        s.read_mapping(doc, node, "alerting rule", _PROMETHEUS_ALERT, required=("expr",))
 
 
-def _group(doc: Document, node: Node) -> dict | None:
+def _group(doc: Document, node: Node) -> None:
     fields = s.read_mapping(doc, node, "rule group", _GROUP, required=("name", "rules"))
-    if fields is None:
-        return None
-    if fields.present("rules"):
+    if fields is not None and fields.present("rules"):
         _each(doc, fields.nodes["rules"], "rules", _group_rule)
-    return s.to_python(doc, node)
 
 
-def _slo(doc: Document, node: Node) -> dict | None:
+def _slo(doc: Document, node: Node) -> None:
     fields = s.read_mapping(doc, node, "SLO", _SLO, required=("name", "expr", "op", "target"))
     if fields is None:
-        return None
+        return
     if fields.present("requires") and fields.get("kind", "objective") != "capacity":
         doc.error(fields.keys["requires"], "'requires' applies to kind: capacity only")
-    return s.to_python(doc, node)
 
 
 # -- helpers ------------------------------------------------------------------
 
 
-def _each(doc: Document, node: Node, what: str, item) -> list[dict[str, Any]]:
-    """Apply ``item`` to every entry of a list section; null is an empty list."""
+def _each(doc: Document, node: Node, what: str, check) -> list[dict[str, Any]]:
+    """Run ``check`` on every entry of a list section; the entries that passed, as data."""
     if s.is_null(node):
         return []
     if not isinstance(node, SequenceNode):
@@ -188,13 +179,13 @@ def _each(doc: Document, node: Node, what: str, item) -> list[dict[str, Any]]:
         return []
     result = []
     for child in node.value:
+        before = len(doc.errors)
         try:
-            value = item(doc, child)
+            check(doc, child)
+            if len(doc.errors) == before:
+                result.append(s.to_python(doc, child))
         except s.Invalid as exc:
             doc.error(exc.node or child, exc.message)
-            continue
-        if value is not None:
-            result.append(value)
     return result
 
 
@@ -212,7 +203,7 @@ def _check_unique(doc: Document, node: Node, key: str, what: str) -> set[str]:
         if value is None or not isinstance(value.value, str):
             continue
         if value.value in first:
-            doc.error(value, f"duplicate {what} {value.value!r} (first at line {first[value.value]})")
+            doc.error(value, f"duplicate {what} {doc.shown(value)} (first at line {first[value.value]})")
         else:
             first[value.value] = value.start_mark.line + 1
     return set(first)

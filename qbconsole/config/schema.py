@@ -56,7 +56,9 @@ def kind_of(doc: Document, node: Node) -> str:
         return f"value tagged {node.tag}"
     if name == "null":
         return "null (empty value)"
-    return f"{name} {doc.shown(node)}"
+    if name == "string" or doc.is_substituted(node):
+        return f"{name} {doc.shown(node)}"
+    return f"{name} {node.value}"
 
 
 def expected(what: str, doc: Document, node: Node) -> Invalid:
@@ -77,9 +79,10 @@ def is_null(node: Node | None) -> bool:
 
 
 def string(doc: Document, node: Node) -> str:
-    if not isinstance(node, ScalarNode) or node.tag != STR_TAG:
-        raise expected("a string", doc, node)
+    """A string; an unquoted ``${VAR}`` is one too, even when its value looks like a number."""
     template = doc.templates.get(id(node))
+    if not isinstance(node, ScalarNode) or (node.tag != STR_TAG and template is None):
+        raise expected("a string", doc, node)
     return Substituted(node.value, template) if template is not None else node.value
 
 
@@ -254,7 +257,7 @@ def read_mapping(doc: Document, node: Node, what: str, fields: Mapping[str, Pars
 
 
 def to_python(doc: Document, node: Node) -> Any:
-    """Plain Python data for a node (free-form sections), substituted strings included."""
+    """Plain Python data for a node (free-form sections); mapping keys are always strings."""
     budget = [MAX_NODES]
 
     def convert(current: Node, active: frozenset[int]) -> Any:
@@ -270,16 +273,15 @@ def to_python(doc: Document, node: Node) -> Any:
             inner = active | {id(current)}
             result = {}
             for key, value in current.value:
-                result[convert(key, inner)] = convert(value, inner)
+                if not isinstance(key, ScalarNode):
+                    raise Invalid(f"expected a string key, got {kind_of(doc, key)}", key)
+                result[key.value] = convert(value, inner)  # keys stay text: `on` is not True
             return result
-        if current.tag == STR_TAG:
-            return string(doc, current)
+        if current.tag == STR_TAG or doc.is_substituted(current):
+            return string(doc, current)  # substituted text stays text: "007" is not 7
         return _construct(current)
 
-    try:
-        return convert(node, frozenset())
-    except TypeError:  # an unhashable key: a list or mapping used as a key
-        raise Invalid("mapping keys must be scalars", node) from None
+    return convert(node, frozenset())
 
 
 def _construct(node: ScalarNode) -> Any:
