@@ -24,19 +24,22 @@ class StoreClosed(RuntimeError):
 
 
 class SeriesIds:
-    """Cache of (name, label set) -> series id, owned by the writer thread.
+    """Cache of (name, label items) -> series id, owned by the writer thread.
 
+    The key is ``(name, tuple(labels.items()))``: cheap to build, and although it depends
+    on the labels' insertion order, every order of one label set resolves (through the
+    canonical JSON) to the same id, so the worst case is a few extra cache entries.
     Unknown series are inserted inside the caller's transaction; ids added during a
     transaction that rolls back are forgotten again (see :meth:`rollback`).
     """
 
     def __init__(self) -> None:
-        self._ids: dict[tuple[str, frozenset], int] = {}
-        self._added: list[tuple[str, frozenset]] = []
+        self._ids: dict[tuple, int] = {}
+        self._added: list[tuple] = []
 
     def resolve(self, conn: sqlite3.Connection, name: str, labels: Mapping[str, str]) -> int:
         """Return the id of ``name{labels}``, inserting the series when it is new."""
-        key = (name, frozenset(labels.items()))
+        key = (name, tuple(labels.items()))
         sid = self._ids.get(key)
         if sid is None:
             text = canonical_labels(labels)
@@ -55,17 +58,17 @@ class SeriesIds:
             self._ids.pop(key, None)
         self._added.clear()
 
-    def rows(self, conn: sqlite3.Connection, batch: Iterable[Sample]):
-        """Yield (series_id, ts, stored value) for each sample; the hot path of every write."""
-        ids = self._ids
+    def rows(self, conn: sqlite3.Connection, batch: list[Sample]) -> list[tuple]:
+        """(series_id, ts, stored value) per sample: the hot path of every write.
+
+        One list comprehension, no per-sample function call on the common path: a cache
+        miss falls through ``or`` to :meth:`resolve` (ids are >= 1), a NaN to ``encode_nan``.
+        """
+        get = self._ids.get
         resolve = self.resolve
-        for name, labels, ts, value in batch:
-            sid = ids.get((name, frozenset(labels.items())))
-            if sid is None:
-                sid = resolve(conn, name, labels)
-            if value != value:
-                value = encode_nan(value)
-            yield sid, ts, value
+        return [(get((n, tuple(lab.items()))) or resolve(conn, n, lab), t,
+                 v if v == v else encode_nan(v))
+                for n, lab, t, v in batch]
 
 
 def insert_samples(conn: sqlite3.Connection, ids: SeriesIds, batch: list[Sample]) -> int:
