@@ -281,6 +281,10 @@ MALFORMED = [
                  "invalid name 'run-book' in annotations", id="bad-annotation-name"),
     pytest.param("alert_rules:\n  - alert: A\n    expr: x\n    keep_firing: 5m\n", 4, 5,
                  "did you mean 'keep_firing_for'?", id="unknown-alert-key"),
+    pytest.param("alert_rules:\n  - alert: A\n    expr: x\n    no_data: alert\n", 4, 14,
+                 "unknown no_data policy 'alert'; did you mean 'alerting'?", id="bad-no-data"),
+    pytest.param("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x\n        no_data: ok\n", 6, 9,
+                 "unknown key 'no_data' in alerting rule", id="group-rules-are-prometheus"),
     pytest.param("recording_rules:\n  - record: a b\n    expr: x\n", 2, 13, "record: invalid metric name 'a b'",
                  id="bad-record-name"),
     pytest.param("recording_rules:\n  - record: a\n    expr: x\n    for: 1m\n", 4, 5,
@@ -312,6 +316,9 @@ MALFORMED = [
     pytest.param("settings:\n  refresh: ${NOPE}\n", 2, 12, "environment variable NOPE is not set", id="missing-env"),
     pytest.param("settings:\n  refresh: !secret abc\n", 2, 12, "expected a duration, got value tagged !secret",
                  id="unknown-tag"),
+    pytest.param("settings:\n  refresh: \x07\n", 2, 12, "unacceptable character #x0007", id="control-char"),
+    pytest.param("settings:\n  <<: [1]\n  refresh: 1s\n", 2, 8, "'<<' needs a mapping or a list of mappings",
+                 id="bad-merge"),
     pytest.param("settings: {refresh: 1s}\n? [a, b]\n: 1\n", 2, 3, "expected a section name, got list",
                  id="complex-key"),
 ]
@@ -364,6 +371,17 @@ def test_anchors_and_merge_keys():
     assert [(s.name, s.interval) for s in config.sources] == [("http", 30), ("other", 60)]
 
 
+def test_x_keys_hold_shared_anchors():
+    config = parse("""
+        x-team: &team {team: launch, service: quickbid}
+        alert_rules:
+          - alert: Down
+            expr: probe_success == 0
+            labels: {<<: *team, page: "yes"}
+    """)
+    assert config.alert_rules[0]["labels"] == {"team": "launch", "service": "quickbid", "page": "yes"}
+
+
 def test_recursive_alias_is_an_error():
     [error] = errors_of("channels:\n  - &x {a: [*x]}\n")
     assert (error.line, error.col, error.message) == (2, 5, "recursive alias")
@@ -391,6 +409,19 @@ def test_check_file_reports_unreadable_and_bad_files(tmp_path):
     config, errors, _ = check_file(binary)
     assert config is None and [(e.line, e.col) for e in errors] == [(2, 12)]
     assert "not valid UTF-8" in errors[0].message
+
+
+def test_alert_rule_extensions_are_kept():
+    [rule] = parse("""
+        alert_rules:
+          - name: HighCPU
+            expr: avg_over_time(system_cpu_percent[5m]) > 90
+            keep_firing_while: avg_over_time(system_cpu_percent[5m]) > 80
+            no_data: keep_state
+            severity: warning
+            for: 5m
+    """).alert_rules
+    assert rule["keep_firing_while"].endswith("> 80") and rule["no_data"] == "keep_state"
 
 
 def test_load_config_reads_a_file_and_keeps_notices(tmp_path):

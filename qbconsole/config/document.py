@@ -141,6 +141,7 @@ class Document:
             yaml.constructor.SafeConstructor().flatten_mapping(node)
         except yaml.constructor.ConstructorError as exc:
             self.error(exc.problem_mark, "'<<' needs a mapping or a list of mappings")
+            node.value = [pair for pair in node.value if pair[0].tag != MERGE_TAG]
             return False
         latest: dict[tuple[str, str], int] = {}  # own keys override merged ones
         for index, (key, _) in enumerate(node.value):
@@ -224,7 +225,7 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
         return f"YAML syntax error: {exc.context}, {problem}"
     message = f"YAML syntax error: {problem}"
     if "'\\t'" in problem:
-        message += " (indent with spaces, not tabs)"
+        return message + " (indent with spaces, not tabs)"
     if exc.context and exc.problem:
         context = exc.context
         if exc.context_mark is not None and exc.context_mark is not exc.problem_mark:

@@ -57,6 +57,8 @@ def _read_root(doc: Document, root: Node | None) -> Config:
         if not (isinstance(key, ScalarNode) and key.tag == schema.STR_TAG):
             doc.error(key, f"expected a section name, got {schema.kind_of(doc, key)}")
             continue
+        if key.value.startswith("x-"):  # extension keys: a place to keep YAML anchors
+            continue
         if key.value not in SECTIONS:
             doc.error(key, f"unknown key {key.value!r} at the top level"
                            f"{schema.did_you_mean(key.value, SECTIONS)}")

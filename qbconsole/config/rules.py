@@ -29,8 +29,14 @@ _PROMETHEUS_ALERT = {
     "labels": s.string_map("labels"),
     "annotations": s.string_map("annotations"),
 }
-# The top-level `alert_rules` also take `name` for `alert`, and `severity`.
-_ALERT = {**_PROMETHEUS_ALERT, "name": s.nonempty_string, "severity": s.one_of(SEVERITIES, "severity")}
+# What the alert state machine does when the expression's selectors find no series
+# (qbconsole.rules.alerts.NO_DATA_POLICIES; repeated here because config sits below rules).
+NO_DATA_POLICIES = ("ok", "alerting", "keep_state")
+# The top-level `alert_rules` also take `name` for `alert`, `severity`, and two
+# qbconsole extensions: a recovery threshold and a no-data policy. Groups stay
+# plain Prometheus so that they load unchanged in Prometheus.
+_ALERT = {**_PROMETHEUS_ALERT, "name": s.nonempty_string, "severity": s.one_of(SEVERITIES, "severity"),
+          "keep_firing_while": s.nonempty_string, "no_data": s.one_of(NO_DATA_POLICIES, "no_data policy")}
 _GROUP = {
     "name": s.nonempty_string,
     "interval": s.positive(s.duration),
