@@ -19,7 +19,7 @@ RULES = """
 sources:
   - name: system
     kind: system
-    interval: 0.5s
+    interval: 500ms
 """
 
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from qbconsole.model import Sample
+from qbconsole.store.records import SourceStatus  # noqa: F401  (re-exported)
 
 MAX_ERROR_CHARS = 300
-
-
-class SourceStatus(NamedTuple):
-    """How a source's last run went; ``last_ts`` in ms UTC, None before the first run."""
-
-    name: str
-    up: bool
-    last_ts: int | None
-    duration_s: float | None
-    last_error: str | None
 
 
 @runtime_checkable

@@ -16,10 +16,11 @@ import math
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Callable
 
 from qbconsole.collect.base import Source, SourceStatus, error_line
+from qbconsole.collect.pool import DaemonPool
 from qbconsole.model import Sample
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._states: dict[str, _State] = {}
         self._thread: threading.Thread | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonPool | None = None
         self._pending_sources = _unique(sources)
 
     # ---- lifecycle -----------------------------------------------------------
@@ -120,7 +121,7 @@ class Scheduler:
             raise RuntimeError("a stopped Scheduler cannot be started again")
         if self._thread is not None:
             return
-        self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="qbconsole-source")
+        self._executor = DaemonPool(self._max_workers, name="qbconsole-source")
         now = time.monotonic()
         with self._lock:
             for source in self._pending_sources:
@@ -136,7 +137,7 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown()
         with self._lock:
             states, self._states = list(self._states.values()), {}
             pending, self._pending_sources = self._pending_sources, []
