@@ -1,0 +1,1 @@
+"""Section screens of the console."""

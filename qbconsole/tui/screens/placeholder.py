@@ -1,0 +1,73 @@
+"""Sections not built yet: they say what will appear there and how to configure it, nothing more."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from qbconsole.tui.screens.base import SectionScreen
+from qbconsole.tui.sections import BY_MODE
+
+NOT_BUILT = "Not built yet: nothing below is live data, and this section shows none."
+
+PLANS: dict[str, str] = {
+    "alerts": """\
+What will appear here
+  The alert feed: severity, name, labels, value, since when, state
+  (pending → firing → acknowledged → resolved) and who acknowledged it.
+  Keys: a acknowledge, s silence, enter details (annotations, history,
+  notifications and whether they were delivered).
+
+How to configure it
+  Alert rules go in rules.yaml under alert_rules: each has an expr (a PromQL
+  subset, e.g. avg_over_time(system_cpu_percent[5m]) > 70), for, severity,
+  labels and annotations. Where notifications go is set under channels:
+  (email, Slack, SMS for critical only, webhook) and routes:.""",
+    "actions": """\
+What will appear here
+  Proposed optimizations (scale up, add a missing index, grow the cache,
+  adjust weights), open proposals first, then the history. enter opens the
+  confirmation dialog with the exact command, request or SQL, the evidence,
+  bounds and expiry; y approves, n refuses (No has the focus). Nothing runs
+  before a person approves it.
+
+How to configure it
+  Optimization rules go in rules.yaml under optimizations: a condition, the
+  proposed action, its bounds and a cooldown.""",
+    "reports": """\
+What will appear here
+  Performance reports for a date range: system, application (p95/p99),
+  business, user experience, SLO compliance, incidents and ranked
+  recommendations, with charts; e exports Markdown, HTML or JSON.
+
+How to configure it
+  Reports judge the targets in rules.yaml under slos: (the defaults are the
+  source design's: CPU < 70 % average, memory < 80 % average, API p95
+  < 500 ms, error rate < 1 %, ...). They read the metrics already in the
+  store; nothing else needs setting up.""",
+    "experiments": """\
+What will appear here
+  A/B experiments with their status and verdict; per variant the exposures,
+  conversions, lift and its confidence interval. Keys: c create, x stop.
+
+How to configure it
+  Experiments go in rules.yaml under experiments: their variants, weights
+  and the metric that decides them. Assignment is deterministic per user;
+  events arrive through the ingest endpoint.""",
+}
+
+
+class PlaceholderScreen(SectionScreen):
+    """A section whose capability is not built yet."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(name=mode)
+        self.MODE = mode
+
+    def compose_body(self) -> ComposeResult:
+        section = BY_MODE[self.MODE]
+        with VerticalScroll(classes="placeholder", can_focus=True):
+            yield Static(f"{section.title} — {section.summary}", classes="placeholder-title", markup=False)
+            yield Static(NOT_BUILT, classes="placeholder-notice", markup=False)
+            yield Static(PLANS[self.MODE], classes="placeholder-plan", markup=False)

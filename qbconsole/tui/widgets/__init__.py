@@ -1,0 +1,1 @@
+"""Widgets of the console: tiles, charts, the section bar and status line."""

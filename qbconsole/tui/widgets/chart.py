@@ -1,0 +1,102 @@
+"""A time-series chart of the last minutes, drawn with plotext; redrawn only when its data changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from textual.color import Color
+from textual_plotext import PlotextPlot
+
+from qbconsole.tui.timefmt import clock_minutes
+
+MINUTE_MS = 60_000
+TICK_EVERY_MS = 5 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One line: a legend label, the theme colour variable it is drawn in, and its points."""
+
+    label: str
+    points: tuple[tuple[int, float], ...]
+    colour: str = "primary"
+    marker: str = "braille"
+    """Lines differ by marker as well as colour, so colour is never the only signal."""
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What one chart draws: lines over the window ``[end_ms - window_ms, end_ms]``."""
+
+    series: tuple[ChartSeries, ...]
+    end_ms: int
+    window_ms: int
+    y_max: float | None = None
+    """Fixed top of the y axis (100 for percentages); None scales to the data."""
+
+
+class TimeChart(PlotextPlot):
+    """Lines over a time window, x axis in local clock time, y ticks formatted by ``format_y``."""
+
+    def __init__(self, format_y: Callable[[float], str] = str, *, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._format_y = format_y
+        self._shown: ChartData | None = None
+        self.draw_count = 0
+        """How many times the plot was rebuilt (tests check redraws happen only on change)."""
+
+    def on_mount(self) -> None:
+        # PlotextPlot's own on_mount also runs (Textual calls each class's handler).
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
+
+    def show(self, data: ChartData) -> None:
+        """Draw ``data`` unless it is what is already shown."""
+        if data == self._shown:
+            return
+        self._shown = data
+        self._draw()
+
+    def _colour(self, variable: str) -> tuple[int, int, int]:
+        value = self.app.theme_variables.get(variable) or self.app.theme_variables["foreground"]
+        return Color.parse(value).rgb
+
+    def _draw(self) -> None:
+        data = self._shown
+        if data is None:
+            return
+        self.draw_count += 1
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        start = data.end_ms - data.window_ms
+        top = data.y_max
+        for line in data.series:
+            if not line.points:
+                continue
+            xs = [(ts - start) / MINUTE_MS for ts, _ in line.points]
+            ys = [v for _, v in line.points]
+            # A legend only where there is more than one line to tell apart.
+            label = line.label if len(data.series) > 1 else None
+            plt.plot(xs, ys, label=label, marker=line.marker, color=self._colour(line.colour))
+            peak = max(ys)
+            if data.y_max is None:
+                top = max(top or 0.0, peak)
+        plt.xlim(0, data.window_ms / MINUTE_MS)
+        ticks = _time_ticks(start, data.end_ms)
+        plt.xticks([(t - start) / MINUTE_MS for t in ticks], [clock_minutes(t) for t in ticks])
+        top = top if top and top > 0 else 1.0
+        if data.y_max is None:
+            top *= 1.15
+        plt.ylim(0, top)
+        plt.yticks([0, top / 2, top], [self._format_y(v) for v in (0, top / 2, top)])
+        if not any(line.points for line in data.series):
+            plt.text("no data in this window", x=data.window_ms / MINUTE_MS / 2 - 3, y=top / 2)
+        self.refresh()
+
+
+def _time_ticks(start_ms: int, end_ms: int, every_ms: int = TICK_EVERY_MS) -> Sequence[int]:
+    """Instants on whole ``every_ms`` marks (local minutes line up with UTC ones) inside the window."""
+    first = -(-start_ms // every_ms) * every_ms
+    return range(first, end_ms + 1, every_ms)
