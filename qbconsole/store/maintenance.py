@@ -37,11 +37,14 @@ def rollup(conn: sqlite3.Connection, now: int) -> int:
     if window is None:
         return 0
     start, end = window
+    # CROSS JOIN keeps series as the outer loop, so samples are searched by primary key
+    # range per series instead of scanned whole.
     cur = conn.execute(
         """INSERT OR REPLACE INTO rollups(series_id, minute, count, sum, min, max)
            SELECT x.series_id, (x.ts / ?1) * ?1 AS minute,
                   count(*), sum(x.value), min(x.value), max(x.value)
-           FROM series s JOIN samples x ON x.series_id = s.id AND x.ts >= ?2 AND x.ts < ?3
+           FROM series s CROSS JOIN samples x
+             ON x.series_id = s.id AND x.ts >= ?2 AND x.ts < ?3
            WHERE typeof(x.value) = 'real'
            GROUP BY x.series_id, minute""", (MINUTE_MS, start, end))
     written = cur.rowcount
