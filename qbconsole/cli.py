@@ -148,7 +148,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else rules_path(args)
     config, errors, notices = check_file(path)
     for notice in notices:
-        print(f"{path}: notice: {notice}")
+        print(f"notice: {notice}")
     for error in errors:
         print(error)
     if errors:

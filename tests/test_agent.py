@@ -13,7 +13,7 @@ import pytest
 
 from qbconsole.store import Store
 
-HEARTBEAT = 0.5
+HEARTBEAT = 1.0
 
 RULES = """
 sources:
@@ -92,7 +92,7 @@ def test_second_agent_takes_over_within_two_heartbeats_after_kill_9(env):
     killed_at = time.monotonic()
     assert wait_for(lambda: holder_pid(store()) == second.pid, 10)
     took = time.monotonic() - killed_at
-    assert took <= 2 * HEARTBEAT + 0.5, f"takeover took {took:.2f}s"
+    assert took <= 2 * HEARTBEAT + 1.0, f"takeover took {took:.2f}s"
 
     before = max(p.ts for p in store().latest("system_cpu_percent"))
     assert wait_for(lambda: max(p.ts for p in store().latest("system_cpu_percent")) > before, 5), \
