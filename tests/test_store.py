@@ -419,3 +419,11 @@ def test_transaction_returns_and_rolls_back_on_error(store):
     assert rows == [("a",)]
     # the writer survives the failure
     assert store.write([Sample("m", {}, 1, 1.0)]) == 1
+
+
+def test_nested_transaction_is_refused_not_deadlocked(store):
+    def nested(conn):
+        return store.transaction(lambda c: 1)
+
+    with pytest.raises(RuntimeError, match="deadlock"):
+        store.transaction(nested)

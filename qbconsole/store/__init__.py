@@ -90,7 +90,11 @@ class Store:
     # ---- writes (all through the one writer thread)
 
     def write(self, samples: Iterable[Sample]) -> int:
-        """Write a batch in one transaction; blocks until committed. Returns the sample count."""
+        """Write a batch in one transaction; blocks until committed. Returns the sample count.
+
+        ``ts`` must be an int (ms UTC) and ``value`` a number; a later sample with the same
+        series and ts replaces the earlier one.
+        """
         return self._writer.submit_samples(samples).result()
 
     def write_nowait(self, samples: Iterable[Sample]) -> Future[int]:

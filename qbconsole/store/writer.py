@@ -92,6 +92,9 @@ class Writer:
 
     def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> Future:
         """Queue ``fn(conn)`` to run in one transaction in the writer thread."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("store write from inside a store transaction would deadlock;"
+                               " use the connection you were given")
         future: Future = Future()
         with self._lock:
             if self._closed:
