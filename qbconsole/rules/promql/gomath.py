@@ -1,0 +1,133 @@
+"""Float arithmetic with Go's results, where Python's would raise or differ.
+
+Python raises on 1/0, 0**-1, fmod(inf, 1) and floor(nan); Go (and so Prometheus)
+returns IEEE values. ``pow`` follows Go's math.Pow algorithm, so integer powers
+match Prometheus bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+INF = math.inf
+NAN = math.nan
+_copysign, _isinf, _isnan = math.copysign, math.isinf, math.isnan
+
+
+def div(a: float, b: float) -> float:
+    if b:
+        return a / b
+    if a != a or a == 0:
+        return NAN
+    return _copysign(INF, a) * _copysign(1.0, b)
+
+
+def mod(a: float, b: float) -> float:
+    """Go's math.Mod: the remainder with the sign of a; NaN for b == 0 or infinite a."""
+    if b == 0 or _isinf(a) or a != a or b != b:
+        return NAN
+    return math.fmod(a, b)
+
+
+def floor(x: float) -> float:
+    if x != x or _isinf(x) or x == 0:
+        return x
+    return float(math.floor(x))
+
+
+def ceil(x: float) -> float:
+    if x != x or _isinf(x) or x == 0:
+        return x
+    return float(math.ceil(x))
+
+
+def go_max(a: float, b: float) -> float:
+    if a == INF or b == INF:
+        return INF
+    if a != a or b != b:
+        return NAN
+    if a == 0 and a == b:
+        return b if _copysign(1.0, a) < 0 else a
+    return a if a > b else b
+
+
+def go_min(a: float, b: float) -> float:
+    if a == -INF or b == -INF:
+        return -INF
+    if a != a or b != b:
+        return NAN
+    if a == 0 and a == b:
+        return a if _copysign(1.0, a) < 0 else b
+    return a if a < b else b
+
+
+def _is_odd_int(y: float) -> bool:
+    if abs(y) >= 2**53:
+        return False
+    yi, yf = math.modf(y)
+    return yf == 0 and int(yi) & 1 == 1
+
+
+def pow(x: float, y: float) -> float:  # noqa: A001 - the operator's name
+    """Go's math.Pow, special cases and algorithm included."""
+    if y == 0 or x == 1:
+        return 1.0
+    if y == 1:
+        return x
+    if x != x or y != y:
+        return NAN
+    if x == 0:
+        if y < 0:
+            return -INF if _copysign(1.0, x) < 0 and _is_odd_int(y) else INF
+        return x if _copysign(1.0, x) < 0 and _is_odd_int(y) else 0.0
+    if _isinf(y):
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else INF
+    if _isinf(x):
+        if x < 0:
+            return pow(1 / x, -y)
+        return 0.0 if y < 0 else INF
+    if y == 0.5:
+        return math.sqrt(x) if x >= 0 else NAN
+    if y == -0.5:
+        return 1 / math.sqrt(x) if x >= 0 else NAN
+    yf, yi = math.modf(abs(y))
+    if yf != 0 and x < 0:
+        return NAN
+    if yi >= 2.0**63:
+        if x == -1:
+            return 1.0
+        return 0.0 if (abs(x) < 1) == (y > 0) else INF
+    a1, ae = 1.0, 0
+    if yf != 0:
+        if yf > 0.5:
+            yf -= 1
+            yi += 1
+        a1 = math.exp(yf * math.log(x))
+    x1, xe = math.frexp(x)
+    i = int(yi)
+    while i != 0:
+        if xe < -(1 << 12) or (1 << 12) < xe:
+            ae += xe
+            break
+        if i & 1 == 1:
+            a1 *= x1
+            ae += xe
+        x1 *= x1
+        xe <<= 1
+        if x1 < 0.5:
+            x1 += x1
+            xe -= 1
+        i >>= 1
+    if y < 0:
+        a1 = 1 / a1
+        ae = -ae
+    return _ldexp(a1, ae)
+
+
+def _ldexp(frac: float, exp: int) -> float:
+    try:
+        return math.ldexp(frac, exp)
+    except OverflowError:
+        return _copysign(INF, frac)
