@@ -392,3 +392,20 @@ def test_duplicate_names_and_restart_are_refused():
     sched.stop()
     with pytest.raises(RuntimeError):
         sched.start()
+
+
+def test_cpu_percent_is_measured_whatever_thread_runs_the_source():
+    """psutil keeps cpu_percent(None) state per thread; the source must not depend on it."""
+    import threading
+    import time as _time
+
+    source = SystemSource()
+    stop = _time.monotonic() + 0.6
+    while _time.monotonic() < stop:  # keep one core busy so the share cannot be 0
+        sum(range(1000))
+    values = []
+    t = threading.Thread(target=lambda: values.extend(
+        s.value for s in source.collect(0) if s.name == "system_cpu_percent"))
+    t.start()
+    t.join()
+    assert values and values[0] > 5.0

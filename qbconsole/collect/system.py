@@ -1,6 +1,6 @@
 """The `system` source: this machine's CPU, memory, disks, network and processes (psutil).
 
-CPU percentages come from psutil's non-blocking ``cpu_percent(interval=None)``,
+CPU percentages are computed from psutil.cpu_times() between two runs,
 i.e. the busy share since the previous run (primed when the source is made).
 Disk and network figures are exported as counters; rates are for the rules
 and the console. Parts psutil cannot read here (no disk I/O counters in a
@@ -56,10 +56,10 @@ class SystemSource:
         self.nics = _str_list("nics", nics)
         self.include_loopback = bool(include_loopback)
         self._warned: set[str] = set()
-        # Prime the non-blocking counters: the first real run then measures
-        # the time since now instead of returning a meaningless 0.
-        psutil.cpu_percent(interval=None)
-        psutil.cpu_percent(interval=None, percpu=True)
+        # CPU use is the busy share of the CPU time elapsed since the previous
+        # run. psutil's own cpu_percent(interval=None) keeps that state per
+        # calling thread, and runs land on any worker thread, so keep it here.
+        self._cpu_last = _cpu_times()
 
     def close(self) -> None:
         """Nothing to release: psutil keeps no handles."""
@@ -70,9 +70,12 @@ class SystemSource:
         def add(name: str, value: float, **labels: str) -> None:
             out.append(Sample(name, labels, now_ms, float(value)))
 
-        add("system_cpu_percent", psutil.cpu_percent(interval=None))
-        for core, percent in enumerate(psutil.cpu_percent(interval=None, percpu=True)):
-            add("system_cpu_core_percent", percent, core=str(core))
+        now_times = _cpu_times()
+        (total_then, cores_then), (total_now, cores_now) = self._cpu_last, now_times
+        self._cpu_last = now_times
+        add("system_cpu_percent", _busy_percent(total_then, total_now))
+        for core, (then, now) in enumerate(zip(cores_then, cores_now)):
+            add("system_cpu_core_percent", _busy_percent(then, now), core=str(core))
         mem = psutil.virtual_memory()
         add("system_memory_percent", mem.percent)
         add("system_memory_used_bytes", mem.total - mem.available)
@@ -163,3 +166,24 @@ def _str_list(option: str, value: Iterable[str] | None) -> list[str] | None:
     if isinstance(value, str) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"system source option {option!r} must be a list of strings")
     return list(value)
+
+
+def _cpu_times():
+    """(all CPUs, per core) cumulative CPU times, from psutil."""
+    return psutil.cpu_times(), psutil.cpu_times(percpu=True)
+
+
+def _busy_idle(t) -> tuple[float, float]:
+    """(busy, total) seconds as psutil counts them: guest time is already in user time."""
+    total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    return total - idle, total
+
+
+def _busy_percent(then, now) -> float:
+    """Busy share of the CPU time between two cpu_times() readings, 0–100."""
+    busy0, total0 = _busy_idle(then)
+    busy1, total1 = _busy_idle(now)
+    if total1 <= total0:
+        return 0.0
+    return round(min(100.0, max(0.0, 100.0 * (busy1 - busy0) / (total1 - total0))), 1)
