@@ -199,8 +199,8 @@ RANGE_FUNCTIONS: dict[str, Callable[[Points, Window], float | None]] = {
 }
 
 
-def _guard(fn: Callable[[float], float], domain_low: float | None = None) -> Callable[[float], float]:
-    """Wrap a math function so domain and range errors give Go's NaN / Inf."""
+def _guard(fn: Callable[[float], float]) -> Callable[[float], float]:
+    """Wrap a math function so domain and range errors give Go's NaN / +Inf."""
 
     def wrapped(v: float) -> float:
         try:
@@ -208,8 +208,6 @@ def _guard(fn: Callable[[float], float], domain_low: float | None = None) -> Cal
         except OverflowError:
             return INF
         except ValueError:
-            if domain_low is not None and v == domain_low:
-                return -INF
             return NAN
 
     return wrapped
@@ -223,9 +221,9 @@ MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
     "floor": gomath.floor,
     "sqrt": _sqrt,
     "exp": _guard(math.exp),
-    "ln": _guard(math.log, 0.0),
-    "log2": _guard(math.log2, 0.0),
-    "log10": _guard(math.log10, 0.0),
+    "ln": gomath.log,
+    "log2": gomath.log2,
+    "log10": gomath.log10,
     "sgn": lambda v: -1.0 if v < 0 else 1.0 if v > 0 else v,
 }
 

@@ -61,6 +61,54 @@ def go_min(a: float, b: float) -> float:
     return a if a < b else b
 
 
+# 1/Ln2 and 1/Ln10 rounded once from the exact values, as Go's constant arithmetic does.
+_INV_LN2, _INV_LN10 = 1.4426950408889634, 0.4342944819032518
+
+
+_L1, _L2, _L3, _L4 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01
+_L5, _L6, _L7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+
+
+def log(x: float) -> float:
+    """Go's math.Log (the FreeBSD algorithm Go uses on amd64), operation for operation."""
+    if x != x or x == INF:
+        return x
+    if x < 0:
+        return NAN
+    if x == 0:
+        return -INF
+    f1, ki = math.frexp(x)
+    if f1 < math.sqrt(2) / 2:
+        f1 *= 2
+        ki -= 1
+    f = f1 - 1
+    k = float(ki)
+    s = f / (2 + f)
+    s2 = s * s
+    s4 = s2 * s2
+    t1 = s2 * (_L1 + s4 * (_L3 + s4 * (_L5 + s4 * _L7)))
+    t2 = s4 * (_L2 + s4 * (_L4 + s4 * _L6))
+    r = t1 + t2
+    hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+
+
+def log10(x: float) -> float:
+    """Go's math.Log10, computed as Go computes it: log(x) * (1/Ln10)."""
+    return log(x) * _INV_LN10
+
+
+def log2(x: float) -> float:
+    """Go's math.Log2: exact for powers of two, else log(frac) * (1/Ln2) + exp."""
+    if x != x or x <= 0 or x == INF:
+        return log(x)
+    frac, exp = math.frexp(x)
+    if frac == 0.5:
+        return float(exp - 1)
+    return log(frac) * _INV_LN2 + exp
+
+
 def _is_odd_int(y: float) -> bool:
     if abs(y) >= 2**53:
         return False
@@ -104,7 +152,7 @@ def pow(x: float, y: float) -> float:  # noqa: A001 - the operator's name
         if yf > 0.5:
             yf -= 1
             yi += 1
-        a1 = math.exp(yf * math.log(x))
+        a1 = math.exp(yf * log(x))
     x1, xe = math.frexp(x)
     i = int(yi)
     while i != 0:
