@@ -188,6 +188,8 @@ class Evaluator:
         vector = self._eval(args[0], t) if args[0].type == VECTOR else None
         if name == "scalar":
             return vector[0].value if len(vector) == 1 else fn.NAN
+        if name in ("sort", "sort_desc"):  # NaN last either way, as Prometheus sorts
+            return sorted(vector, key=lambda s: (s.value != s.value, -s.value if name == "sort_desc" else s.value))
         if name == "absent":
             return [] if vector else [VSample(absent_labels(args[0]), 1.0)]
         if name == "histogram_quantile":

@@ -220,7 +220,7 @@ MATH_FUNCTIONS: dict[str, Callable[[float], float]] = {
     "ceil": gomath.ceil,
     "floor": gomath.floor,
     "sqrt": _sqrt,
-    "exp": _guard(math.exp),
+    "exp": gomath.exp,
     "ln": gomath.log,
     "log2": gomath.log2,
     "log10": gomath.log10,

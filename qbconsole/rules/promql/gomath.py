@@ -8,6 +8,8 @@ match Prometheus bit for bit.
 from __future__ import annotations
 
 import math
+import platform
+from fractions import Fraction
 
 INF = math.inf
 NAN = math.nan
@@ -109,11 +111,85 @@ def log2(x: float) -> float:
     return log(frac) * _INV_LN2 + exp
 
 
+def _amd64_fma() -> bool:
+    """Whether Go's amd64 math.Exp takes its FMA path here (AVX2 and FMA present)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+_AMD64 = platform.machine().lower() in ("x86_64", "amd64")
+_FMA = _AMD64 and _amd64_fma()
+_LOG2E, _LN2U, _LN2L = 1.4426950408889634073599246810018920, 0.69314718055966295651160180568695068359375, \
+    0.28235290563031577122588448175013436025525412068e-12
+_EXP_TAYLOR = (1.9841269841269841270e-4, 1.3888888888888888889e-3, 8.3333333333333333333e-3,
+               4.1666666666666666667e-2, 1.6666666666666666667e-1, 0.5, 1.0)
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once, as the FMA instruction computes it."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def exp(x: float) -> float:
+    """Go's math.Exp as its amd64 assembly computes it (both the FMA and the SSE2 path);
+    elsewhere Python's exp, which may differ from Go's in the last bit."""
+    if x != x or x == INF:
+        return x
+    if x == -INF:
+        return 0.0
+    if x > 7.09782712893384e+02:
+        return INF
+    if not _AMD64:
+        try:
+            return math.exp(x)
+        except OverflowError:
+            return INF
+    k = round(_LOG2E * x)
+    if not -2**31 <= k < 2**31:
+        k = -2**31  # CVTSD2SL's "integer indefinite"
+    kf = float(k)
+    if _FMA:
+        x = _fma(-_LN2U, kf, x)
+        x = _fma(-_LN2L, kf, x)
+        x *= 0.0625
+        t = 2.4801587301587301587e-5
+        for c in _EXP_TAYLOR:
+            t = _fma(t, x, c)
+        x *= t
+        for _ in range(3):
+            x *= x + 2.0
+        x = _fma(x, x + 2.0, 1.0)
+    else:
+        x -= kf * _LN2U
+        x -= kf * _LN2L
+        x *= 0.0625
+        t = 2.4801587301587301587e-5 * x
+        for c in _EXP_TAYLOR[:-1]:
+            t = (t + c) * x
+        t += 1.0
+        x *= t
+        for _ in range(4):
+            x *= x + 2.0
+        x += 1.0
+    biased = k + 0x3FF
+    if biased >= 0x7FF:
+        return INF
+    if biased > 0:
+        return x * math.ldexp(1.0, k)
+    if biased < -52:
+        return 0.0
+    return x * math.ldexp(1.0, k + 1022) * math.ldexp(1.0, -1022)
+
+
 def _is_odd_int(y: float) -> bool:
     if abs(y) >= 2**53:
         return False
-    yi, yf = math.modf(y)
-    return yf == 0 and int(yi) & 1 == 1
+    frac, whole = math.modf(y)
+    return frac == 0 and int(whole) & 1 == 1
 
 
 def pow(x: float, y: float) -> float:  # noqa: A001 - the operator's name
@@ -152,7 +228,7 @@ def pow(x: float, y: float) -> float:  # noqa: A001 - the operator's name
         if yf > 0.5:
             yf -= 1
             yi += 1
-        a1 = math.exp(yf * log(x))
+        a1 = exp(yf * log(x))
     x1, xe = math.frexp(x)
     i = int(yi)
     while i != 0:

@@ -39,6 +39,8 @@ FUNCTIONS: dict[str, Signature] = {
     "scalar": _sig(VECTOR, returns=SCALAR),
     "vector": _sig(SCALAR),
     "time": _sig(returns=SCALAR),
+    "sort": _sig(VECTOR),
+    "sort_desc": _sig(VECTOR),
 }
 
 # Aggregation operators; those with a parameter name its type.
