@@ -122,10 +122,10 @@ class Binary:
     bool: bool = False
     matching: VectorMatching | None = None
     pos: int = _pos()
+    type: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def type(self) -> str:
-        return VECTOR if VECTOR in (self.lhs.type, self.rhs.type) else SCALAR
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", VECTOR if VECTOR in (self.lhs.type, self.rhs.type) else SCALAR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +133,20 @@ class Unary:
     op: str
     expr: "Expr"
     pos: int = _pos()
+    type: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def type(self) -> str:
-        return self.expr.type
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", self.expr.type)
 
 
 @dataclass(frozen=True, slots=True)
 class Paren:
     expr: "Expr"
     pos: int = _pos()
+    type: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def type(self) -> str:
-        return self.expr.type
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", self.expr.type)
 
 
 Expr = Union[NumberLiteral, StringLiteral, VectorSelector, MatrixSelector, Call,

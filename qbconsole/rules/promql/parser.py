@@ -28,6 +28,7 @@ _LARK = Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=Tru
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
 KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
                       "offset", "and", "or", "unless", *AGGREGATIONS})
+MAX_DEPTH = 200  # deeper trees are refused, so evaluating them cannot exhaust the stack
 _DESCRIBE = {"NAME": "identifier", "NUMBER": "number", "STRING": "string", "DURATION": "duration"}
 
 
@@ -221,6 +222,28 @@ class _Build(Transformer_NonRecursive):
         return Binary(op, lhs, rhs, is_bool, matching, lhs.pos)
 
 
+def _children(node) -> tuple:
+    if isinstance(node, (Paren, Unary)):
+        return (node.expr,)
+    if isinstance(node, Binary):
+        return (node.lhs, node.rhs)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, Aggregate):
+        return (node.expr,) if node.param is None else (node.param, node.expr)
+    return ()
+
+
+def _check_depth(root: Expr) -> Expr:
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _Fail("expression nested too deeply", node.pos)
+        stack.extend((child, depth + 1) for child in _children(node))
+    return root
+
+
 def _describe(tok: Token) -> str:
     if tok.type == "NAME" and tok.value.lower() in KEYWORDS:
         return f"<{tok.value.lower()}>"
@@ -244,6 +267,8 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> PromQLSyntaxError:
         return PromQLSyntaxError(f"unexpected character {char!r}", pos + 1, text)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         tok = exc.token
+        if tok.value.startswith(":") and "RSQB" in exc.expected:
+            return PromQLSyntaxError("subqueries are not supported", tok.start_pos + 1, text)
         if tok.type == "RPAR" and text[:tok.start_pos].rstrip().endswith(","):
             return PromQLSyntaxError("trailing commas not allowed in function call args", tok.start_pos, text)
         return PromQLSyntaxError(f"unexpected {_describe(tok)}", tok.start_pos + 1, text)
@@ -256,7 +281,7 @@ def parse(text: str) -> Expr:
     if not isinstance(text, str):
         raise PromQLSyntaxError(f"expression must be text, not {type(text).__name__}", 1)
     try:
-        return _Build().transform(_LARK.parse(text))
+        return _check_depth(_Build().transform(_LARK.parse(text)))
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
     except VisitError as exc:
