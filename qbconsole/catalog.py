@@ -82,6 +82,12 @@ _DECLARATIONS = (
     _m("probe_success", "gauge", "bool", "probe", "Probe succeeded (1) or failed (0)", "target"),
     _m("probe_duration_seconds", "gauge", "seconds", "probe", "Time the probe took", "target"),
     _m("probe_http_status", "gauge", "code", "probe", "HTTP status code the probe got", "target"),
+    # ---- scrapes (the `prometheus` source; Prometheus's own names, target labels) ----
+    _m("up", "gauge", "bool", "probe", "Last scrape of a target succeeded (1) or not (0)", "job instance"),
+    _m("scrape_duration_seconds", "gauge", "seconds", "probe", "Time the last scrape of a target took",
+       "job instance"),
+    _m("scrape_samples_scraped", "gauge", "count", "probe", "Samples the target exposed in the last scrape",
+       "job instance"),
     # ---- user experience (ingest; one sample per event) ----
     _m("rum_page_load_seconds", "gauge", "seconds", "user_experience", "Page load time seen by a user", "page"),
     _m("rum_interaction_seconds", "gauge", "seconds", "user_experience",

@@ -10,17 +10,24 @@ import inspect
 from typing import Any, Callable
 
 from qbconsole.collect.base import Source, SourceStatus, check_timing, error_line
+from qbconsole.collect.http import HttpProbeSource
+from qbconsole.collect.prometheus import PrometheusSource, ScrapeFailed
 from qbconsole.collect.scheduler import DURATION_METRIC, UP_METRIC, Scheduler
+from qbconsole.collect.sql import SqlSource
 from qbconsole.collect.system import SystemSource
 
 __all__ = [
-    "DURATION_METRIC", "SOURCE_KINDS", "Scheduler", "Source", "SourceStatus", "SystemSource", "UP_METRIC",
-    "build_sources", "error_line", "option_names",
+    "DURATION_METRIC", "SOURCE_KINDS", "HttpProbeSource", "PrometheusSource", "Scheduler", "ScrapeFailed",
+    "Source", "SourceStatus", "SqlSource", "SystemSource", "UP_METRIC", "build_sources", "error_line",
+    "option_names",
 ]
 
 # kind (as written in rules.yaml) -> factory(name=, interval=, timeout=, jitter=, **options)
 SOURCE_KINDS: dict[str, Callable[..., Source]] = {
     "system": SystemSource,
+    "http": HttpProbeSource,
+    "prometheus": PrometheusSource,
+    "sql": SqlSource,
 }
 
 

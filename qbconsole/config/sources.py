@@ -22,7 +22,8 @@ SETTINGS_FIELDS = {
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HTTP_METHODS = ("GET", "HEAD", "POST")  # what the http probe sends
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _url(doc: Document, node: Node) -> str:
@@ -62,6 +63,24 @@ def _statuses(doc: Document, node: Node) -> list[int]:
     return [_status(doc, node)]
 
 
+def _dsn(doc: Document, node: Node) -> str:
+    value = s.nonempty_string(doc, node)
+    if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise s.Invalid("expected a DSN starting with sqlite:/// or postgresql://")
+    return value
+
+
+def _column(doc: Document, node: Node) -> str:
+    value = s.string(doc, node)
+    if not s.LABEL_NAME.fullmatch(value) or value.startswith("__"):
+        raise s.Invalid(f"invalid column name {doc.shown(node)}: use letters, digits and '_' "
+                        "(rename it with AS in the query)")
+    return value
+
+
+_columns = s.list_of(_column, "column names")
+
+
 def _jitter(doc: Document, node: Node) -> float:
     value = s.number(doc, node)
     if not 0 <= value <= 1:
@@ -82,10 +101,13 @@ OPTION_FIELDS: dict[str, dict[str, s.Parser]] = {
     "system": {},
     "http": {"url": _url, "method": s.one_of(HTTP_METHODS, "HTTP method"),
              "expected_status": _statuses, "headers": _headers, "body": s.string,
-             "target": s.nonempty_string},
-    "prometheus": {"url": _url, "labels": s.string_map("labels"), "headers": _headers},
-    "sql": {"dsn": s.nonempty_string, "query": s.nonempty_string,
-            "metric": s.matching(s.METRIC_NAME, "metric name"), "labels": s.string_map("labels")},
+             "target": s.nonempty_string, "follow_redirects": s.boolean},
+    "prometheus": {"url": _url, "labels": s.string_map("labels"), "headers": _headers,
+                   "honor_timestamps": s.boolean,
+                   "bearer_token_env": s.matching(_ENV_NAME, "environment variable name")},
+    "sql": {"dsn": _dsn, "query": s.nonempty_string,
+            "metric": s.matching(s.METRIC_NAME, "metric name"), "labels": s.string_map("labels"),
+            "value_columns": _columns, "label_columns": _columns},
 }
 REQUIRED_OPTIONS = {"system": (), "http": ("url",), "prometheus": ("url",), "sql": ("dsn", "query")}
 
