@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Literal, Sequence
 
 from scipy import stats as _dist
@@ -88,7 +89,7 @@ Alternative = Literal["two-sided", "greater", "less"]
 
 
 def _check_alpha(alpha: float) -> None:
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+    if isinstance(alpha, bool) or not (isinstance(alpha, Real) and 0 < alpha < 1):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
@@ -233,15 +234,15 @@ def srm_p_value(counts: Sequence[int], weights: Sequence[float]) -> float:
     if len(counts) < 2:
         raise ValueError("a sample ratio check needs at least 2 arms")
     for c in counts:
-        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+        if isinstance(c, bool) or not isinstance(c, Integral) or c < 0:
             raise ValueError(f"counts must be whole numbers >= 0, got {c!r}")
     for w in weights:
-        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+        if isinstance(w, bool) or not (isinstance(w, Real) and math.isfinite(w) and w >= 0):
             raise ValueError(f"weights must be finite numbers >= 0, got {w!r}")
     total_weight = float(sum(weights))
     if total_weight <= 0:
         raise ValueError("weights must not all be zero")
-    total = sum(counts)
+    total = int(sum(counts))
     if total == 0:
         return 1.0
     statistic = 0.0
@@ -289,7 +290,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     order = sorted(range(m), key=values.__getitem__)
     for rank in range(m, 0, -1):
         index = order[rank - 1]
-        running = min(running, values[index] * m / rank)
+        running = min(running, values[index] * (m / rank))
         adjusted[index] = running
     return adjusted
 

@@ -17,6 +17,7 @@ from typing import Iterable, Union
 ERROR_TOO_FEW_UNITS = "each arm needs at least 2 units"
 ERROR_ZERO_BASELINE = "control mean is zero, so the lift is undefined"
 ERROR_ZERO_VARIANCE = "an arm has zero variance, so the test has no spread to work with"
+ERROR_NOT_FINITE = "the lift or its variance overflows (control mean too close to zero?)"
 
 
 def _check_count(name: str, value: object) -> int:
@@ -163,11 +164,17 @@ def difference(
         error = ERROR_ZERO_VARIANCE
     if error is not None:
         return Difference(0.0, 0.0, math.nan, na + nb, error)
-    if relative:
-        estimate = (mb - ma) / ma
-        variance = vb / (ma * ma * nb) + va * mb * mb / (ma**4 * na)
-    else:
-        estimate = mb - ma
-        variance = vb / nb + va / na
-    dof = (vb / nb + va / na) ** 2 / (vb * vb / (nb * nb * (nb - 1)) + va * va / (na * na * (na - 1)))
+    try:
+        if relative:
+            estimate = (mb - ma) / ma
+            variance = vb / (ma * ma * nb) + va * mb * mb / (ma * ma * ma * ma * na)
+        else:
+            estimate = mb - ma
+            variance = vb / nb + va / na
+        dof = (vb / nb + va / na) ** 2 / (vb * vb / (nb * nb * (nb - 1)) + va * va / (na * na * (na - 1)))
+        finite = all(map(math.isfinite, (estimate, variance, 1 / variance, dof)))
+    except (ZeroDivisionError, OverflowError):
+        finite = False
+    if not finite:
+        return Difference(0.0, 0.0, math.nan, na + nb, ERROR_NOT_FINITE)
     return Difference(estimate, variance, dof, na + nb, None)
