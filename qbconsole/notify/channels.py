@@ -38,6 +38,23 @@ log = logging.getLogger("qbconsole.notify")
 USER_AGENT = f"qbconsole/{__version__}"
 
 
+class _UrlOriginOnly(logging.Filter):
+    """Cut URLs in httpx's "HTTP Request: POST <url> ..." records to scheme://host:port.
+
+    httpx logs every request's full URL at INFO; a Slack or webhook URL is a credential.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and str(record.msg).startswith("HTTP Request:"):
+            record.args = (args[0], origin(str(args[1])), *args[2:])
+        return True
+
+
+if not any(isinstance(f, _UrlOriginOnly) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_UrlOriginOnly())
+
+
 class DeliveryError(Exception):
     """A failed delivery. ``done`` lists the parts (SMS recipients) that did get through."""
 
