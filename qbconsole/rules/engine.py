@@ -1,0 +1,210 @@
+"""The rules engine: evaluates rule groups against a querier at a time, and persists the result.
+
+For each group, in file order: a recording rule writes its result vector to
+the store (so later rules of the group see it); an alert rule's result goes
+through :func:`qbconsole.rules.alerts.step`, and the alerts it moves are
+written as rows with one event per transition. The engine also writes
+Prometheus's ``ALERTS`` series, so alert state can be charted and queried.
+
+It keeps the current alerts in memory and reloads them from the store when it
+starts, so a restarted agent carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from qbconsole.model import Sample
+from qbconsole.rules import alerts as sm
+from qbconsole.rules.exprs import selectors
+from qbconsole.rules.promql import Evaluator, PromQLEvalError, PromQLSyntaxError, StoreQuerier, parse
+from qbconsole.rules.ruleset import RecordingRule, RuleGroup
+from qbconsole.rules.templates import TemplateError, render
+from qbconsole.store import Store
+from qbconsole.store import alerts as rows
+
+log = logging.getLogger("qbconsole.rules")
+
+
+@dataclass
+class GroupResult:
+    group: str
+    t: int
+    duration_s: float
+    samples: int = 0
+    transitions: list[tuple[str, sm.Transition]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # rule name -> last error
+
+
+class RulesEngine:
+    """Evaluate rule groups and persist recording results and alert states."""
+
+    def __init__(self, store: Store, groups: Iterable[RuleGroup], *, querier=None,
+                 write: Callable[[list[Sample]], object] | None = None,
+                 lookback_ms: int = 300_000, external_labels: Mapping[str, str] | None = None) -> None:
+        self.store = store
+        self.querier = querier if querier is not None else StoreQuerier(store)
+        self.evaluator = Evaluator(self.querier, lookback_ms=lookback_ms)
+        self.write = write or store.write
+        self.external_labels = dict(external_labels or {})
+        self.groups: list[RuleGroup] = []
+        self._next_due: dict[str, int] = {}
+        self._alerts: dict[str, dict[str, sm.Alert]] = {}
+        self.last_errors: dict[str, str] = {}
+        self.set_groups(groups)
+        self._load_alerts()
+
+    # ---- configuration -----------------------------------------------------
+    def set_groups(self, groups: Iterable[RuleGroup]) -> None:
+        """Replace the rules (config reload); alerts of rules that stay are kept."""
+        self.groups = list(groups)
+        for group in self.groups:
+            for rule in group.rules:
+                parse(rule.expr)  # fail early on a bad expression (config validation reports it first)
+        names = {g.name for g in self.groups}
+        self._next_due = {k: v for k, v in self._next_due.items() if k in names}
+
+    def _load_alerts(self) -> None:
+        conn = self.store.read()
+        for row in rows.current_alerts(conn, int(time.time() * 1000)):
+            if row.source != "local" or row.state not in (sm.PENDING, sm.FIRING):
+                continue
+            alert = sm.Alert(row.rule, row.labels, row.state, row.value if row.value is not None else float("nan"),
+                             row.active_at, row.fired_at, row.resolved_at, row.keep_firing_since, row.last_eval)
+            self._alerts.setdefault(row.rule, {})[row.fingerprint] = alert
+
+    # ---- scheduling ------------------------------------------------------------
+    def due(self, now_ms: int) -> list[RuleGroup]:
+        """Groups whose interval has come round (all of them on the first call)."""
+        out = []
+        for group in self.groups:
+            if self._next_due.get(group.name, 0) <= now_ms:
+                out.append(group)
+                # Align to the interval, as Prometheus does, so evaluation times are regular.
+                self._next_due[group.name] = (now_ms // group.interval_ms + 1) * group.interval_ms
+        return out
+
+    def tick(self, now_ms: int) -> list[GroupResult]:
+        return [self.evaluate_group(g, now_ms) for g in self.due(now_ms)]
+
+    # ---- evaluation --------------------------------------------------------------
+    def evaluate_group(self, group: RuleGroup, t: int) -> GroupResult:
+        started = time.perf_counter()
+        result = GroupResult(group.name, t, 0.0)
+        self.evaluator.new_tick()
+        alert_updates: list[tuple[sm.AlertRule, dict[str, sm.Alert], dict[str, sm.Alert], list[sm.Transition]]] = []
+        alerts_series: list[Sample] = []
+        for rule in group.rules:
+            name = rule.record if isinstance(rule, RecordingRule) else rule.name
+            try:
+                if isinstance(rule, RecordingRule):
+                    samples = self._record(rule, t)
+                    if samples:
+                        self.write(samples)
+                        self.evaluator.new_tick()  # later rules must see what was just recorded
+                    result.samples += len(samples)
+                else:
+                    old = self._alerts.get(rule.name, {})
+                    new, transitions = self._alert(rule, old, t)
+                    self._alerts[rule.name] = new
+                    alert_updates.append((rule, old, new, transitions))
+                    result.transitions.extend((rule.name, tr) for tr in transitions)
+                    alerts_series.extend(_alerts_series(new.values(), t))
+                self.last_errors.pop(name, None)
+            except (PromQLSyntaxError, PromQLEvalError, TemplateError, ValueError, ArithmeticError) as err:
+                result.errors[name] = self.last_errors[name] = f"{type(err).__name__}: {err}"
+                log.warning("rule %s failed at %d: %s", name, t, err)
+        if alert_updates:
+            self.store.transaction(lambda conn: self._persist(conn, alert_updates, t))
+        if alerts_series:
+            self.write(alerts_series)
+        result.duration_s = time.perf_counter() - started
+        return result
+
+    def _record(self, rule: RecordingRule, t: int) -> list[Sample]:
+        value = self.evaluator.evaluate(rule.expr, t)
+        out = []
+        for labels, v in _as_vector(value):
+            labels = {k: val for k, val in labels.items() if k != "__name__"}
+            labels.update(rule.labels)
+            out.append(Sample(rule.record, labels, t, v))
+        return out
+
+    def _alert(self, rule: sm.AlertRule, old: dict[str, sm.Alert], t: int):
+        vector = _as_vector(self.evaluator.evaluate(rule.expr, t))
+        results = {}
+        for labels, value in vector:
+            full = self._labels(rule, labels, value)  # rule labels may be templates
+            results[sm.fingerprint(full)] = (full, value)
+        still = None
+        if rule.keep_firing_while:
+            still = {sm.fingerprint(self._labels(rule, labels, value))
+                     for labels, value in _as_vector(self.evaluator.evaluate(rule.keep_firing_while, t))}
+        no_data = not vector and rule.no_data != "ok" and self._no_data(rule.expr, t)
+        return sm.step(rule, old, results, t, still_while=still, no_data=no_data)
+
+    def _labels(self, rule: sm.AlertRule, labels: Mapping[str, str], value: float) -> dict[str, str]:
+        rendered = {k: render(v, labels, value, self.external_labels) if "{{" in v else v
+                    for k, v in rule.labels.items()}
+        out = {k: v for k, v in labels.items() if k != "__name__"}
+        out.update(rendered)
+        out["alertname"] = rule.name
+        return out
+
+    def _no_data(self, expr: str, t: int) -> bool:
+        """True when none of the expression's selectors returns any series at ``t``."""
+        for selector in selectors(parse(expr)):
+            if _as_vector(self.evaluator.evaluate(selector, t)):
+                return False
+        return True
+
+    def _annotations(self, rule: sm.AlertRule, alert: sm.Alert) -> dict[str, str]:
+        # Prometheus renders annotations with the alert's labels and its current value.
+        return {k: render(v, alert.labels, alert.value, self.external_labels)
+                for k, v in rule.annotations.items()}
+
+    # ---- persistence -------------------------------------------------------------
+    def _persist(self, conn, updates, t: int) -> None:
+        for rule, old, new, transitions in updates:
+            ids = rows.open_alert_ids(conn, rule.name)
+            moved = {tr.fingerprint for tr in transitions}
+            for fp, alert in new.items():
+                if alert.state == sm.RESOLVED and fp not in moved:
+                    continue  # resolved earlier, already written
+                annotations = self._annotations(rule, alert)
+                if alert.is_active and fp not in ids:
+                    ids[fp] = rows.insert_alert(conn, rule.name, fp, alert.labels, annotations, rule.severity,
+                                                alert.state, alert.value, alert.active_at, alert.fired_at, t)
+                elif fp in ids:
+                    rows.update_alert(conn, ids[fp], state=alert.state, value=alert.value,
+                                      annotations=annotations, fired_at=alert.fired_at,
+                                      resolved_at=alert.resolved_at,
+                                      keep_firing_since=alert.keep_firing_since, t=t)
+            for tr in transitions:
+                alert_id = ids.get(tr.fingerprint)
+                if alert_id is None:
+                    continue
+                if tr.new == "inactive":
+                    rows.deactivate_pending(conn, alert_id, t)
+                rows.add_event(conn, alert_id, tr.ts, tr.new, rows.ENGINE,
+                               {"from": tr.old, "value": None if tr.value != tr.value else tr.value})
+
+    # ---- views --------------------------------------------------------------------
+    def alerts(self, rule: str | None = None) -> list[sm.Alert]:
+        """The engine's current alerts (active and recently resolved)."""
+        names = [rule] if rule else list(self._alerts)
+        return [a for n in names for a in self._alerts.get(n, {}).values()]
+
+
+def _as_vector(value) -> list[tuple[Mapping[str, str], float]]:
+    """A query result as (labels, value) pairs; a scalar is one unlabelled sample."""
+    if hasattr(value, "value") and not isinstance(value, list):
+        return [({}, float(value.value))] if isinstance(value.value, (int, float)) else []
+    return [(s.labels, s.value) for s in value]
+
+
+def _alerts_series(alerts: Iterable[sm.Alert], t: int) -> list[Sample]:
+    return [Sample("ALERTS", {**a.labels, "alertstate": a.state}, t, 1.0) for a in alerts if a.is_active]
