@@ -103,7 +103,7 @@ class Evaluator:
             return Scalar(value)
         if node.type == STRING:
             return String(value)
-        return value
+        return list(value)  # a fresh list: the memo may hold the one computed
 
     def _eval(self, node: Expr, t: int):
         return self._dispatch[node.__class__](node, t)
