@@ -7,8 +7,8 @@ label columns (NULL labels are left out, NULL values skipped) plus the
 non-NULL value is a number, and the label columns all the others.
 
 DSNs: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the
-SQLAlchemy spelling), opened read-only (``mode=ro`` and ``PRAGMA
-query_only``); ``postgresql://...`` when psycopg is installed (the optional
+SQLAlchemy spelling), opened read-only (``mode=ro``, ``PRAGMA
+query_only``, no ATTACH); ``postgresql://...`` when psycopg is installed (the optional
 extra ``qbconsole[postgres]``), in a read-only transaction. A query gets 90 %
 of the source timeout: SQLite is interrupted by a progress handler,
 PostgreSQL by ``statement_timeout``. At most MAX_ROWS rows are read.
@@ -34,6 +34,13 @@ PROGRESS_STEPS = 1_000  # SQLite VM instructions between two deadline checks
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _refuse_attach(action: int, *_args) -> int:
+    """SQLite authorizer: ATTACH would create a missing file even on a read-only connection."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 class QueryTimeout(Exception):
@@ -184,6 +191,7 @@ class SqlSource:
         conn = sqlite3.connect(uri, uri=True, timeout=self._budget, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA query_only = ON")
+        conn.set_authorizer(_refuse_attach)
         return conn
 
     def _run_postgres(self) -> tuple[list[str], list[tuple]]:
@@ -252,6 +260,8 @@ class SqlSource:
                              "(name them in value_columns)")
         if self.label_columns is not None:
             labels = self.label_columns
+        elif self.value_columns is not None:
+            labels = [c for c in columns if c not in values]
         else:  # a column never seen with a value yet is left out
             labels = [c for c in columns if c not in values and self._kinds.get(c) is not None]
         for column in labels:
