@@ -16,8 +16,8 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 from qbconsole.rules.promql.errors import PromQLSyntaxError
 from qbconsole.rules.promql.literals import compile_regex, parse_duration, parse_number, unquote
 from qbconsole.rules.promql.nodes import (
-    COMPARISON, MANY_TO_MANY, MANY_TO_ONE, MATRIX, ONE_TO_MANY, ONE_TO_ONE, SCALAR, SET_OPS,
-    STRING, VECTOR, Aggregate, Binary, Call, Expr, Matcher, MatrixSelector, NumberLiteral, Paren,
+    COMPARISON, MANY_TO_MANY, MANY_TO_ONE, ONE_TO_MANY, ONE_TO_ONE, SCALAR, SET_OPS,
+    VECTOR, Aggregate, Binary, Call, Expr, Matcher, MatrixSelector, NumberLiteral, Paren,
     StringLiteral, Unary, VectorMatching, VectorSelector,
 )
 from qbconsole.rules.promql.signatures import AGGREGATIONS, FUNCTIONS
