@@ -8,22 +8,55 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from qbconsole.rules.promql import PromQLSyntaxError, parse as parse_promql
 
 from . import schema as s
 from .document import Document
 
 SEVERITIES = ("critical", "warning", "info")
 
+def promql(doc: Document, node: Node, *, window: str | None = None) -> str:
+    """A PromQL expression; a syntax error is reported at its own line and column in the file."""
+    text = s.nonempty_string(doc, node)
+    try:
+        parse_promql(text.replace(WINDOW, window) if window else text)
+    except PromQLSyntaxError as err:
+        if window:  # point into the text as written, before [W] was widened
+            widened = len(window) - len(WINDOW)
+            before = text.replace(WINDOW, window)[: err.col - 1].count(window)
+            err = PromQLSyntaxError(err.message, err.col - widened * before, text)
+        raise s.Invalid(f"bad expression: {err.message}", _expr_mark(node, err)) from None
+    return text
+
+
+def _expr_mark(node: Node, err: PromQLSyntaxError) -> yaml.Mark:
+    """Where column ``err.col`` of an expression scalar is in the file (best effort)."""
+    start = node.start_mark
+    style = getattr(node, "style", None)
+    if style in ("|", ">"):
+        # Content starts on the next line; its first line sets the block's indentation.
+        text_lines = (start.buffer or "").split("\n")
+        first = text_lines[start.line + 1] if start.line + 1 < len(text_lines) else ""
+        indent = len(first) - len(first.lstrip(" "))
+        return yaml.Mark(start.name, 0, start.line + err.line, indent + err.line_col - 1, None, None)
+    if err.line == 1:
+        quote = 1 if style in ('"', "'") else 0
+        return yaml.Mark(start.name, 0, start.line, start.column + quote + err.col - 1, None, None)
+    return start
+
+
 _RECORD = {
     "record": s.matching(s.METRIC_NAME, "metric name"),
-    "expr": s.nonempty_string,
+    "expr": promql,
     "labels": s.string_map("labels"),
 }
 # Prometheus's alerting rule keys (the format of `groups`).
 _PROMETHEUS_ALERT = {
     "alert": s.nonempty_string,
-    "expr": s.nonempty_string,
+    "expr": promql,
     "for": s.non_negative(s.duration),
     "keep_firing_for": s.non_negative(s.duration),
     "labels": s.string_map("labels"),
@@ -36,7 +69,7 @@ NO_DATA_POLICIES = ("ok", "alerting", "keep_state")
 # qbconsole extensions: a recovery threshold and a no-data policy. Groups stay
 # plain Prometheus so that they load unchanged in Prometheus.
 _ALERT = {**_PROMETHEUS_ALERT, "name": s.nonempty_string, "severity": s.one_of(SEVERITIES, "severity"),
-          "keep_firing_while": s.nonempty_string, "no_data": s.one_of(NO_DATA_POLICIES, "no_data policy")}
+          "keep_firing_while": promql, "no_data": s.one_of(NO_DATA_POLICIES, "no_data policy")}
 _GROUP = {
     "name": s.nonempty_string,
     "interval": s.positive(s.duration),
@@ -57,7 +90,7 @@ def _slo_expr(doc: Document, node: Node) -> str:
     if WINDOW not in value:
         raise s.Invalid(f"must contain the window placeholder {WINDOW}, "
                         "e.g. avg_over_time(system_cpu_percent[W])")
-    return value
+    return promql(doc, node, window="[1h]")
 
 
 _SLO = {
