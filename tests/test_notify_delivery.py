@@ -267,6 +267,22 @@ def test_sink_down_then_back_delivers_exactly_once(store, sink):
     assert n.backlog() == outbox.Backlog(0, None, 0)
 
 
+def test_an_unreachable_sink_costs_one_attempt_per_call(store, sink):
+    n = Notifier(store, [{"name": "hook", "kind": "webhook", "url": sink.url("/h")},
+                         {"name": "slack", "kind": "slack", "url": sink.url("/s")}],
+                 all_route("hook", "slack"), inhibit_cfg=[])
+    fire(store)
+    fire(store, "HighMemory")
+    assert len(n.plan(T0)) == 4
+    sink.responses = [(503, {}, "")]
+    outcomes = n.deliver(T0)
+    # hook's first row failed retryably, so its second waits; slack's two rows went through.
+    assert sorted((o.channel, o.state) for o in outcomes) == \
+        [("hook", "pending"), ("slack", "delivered"), ("slack", "delivered")]
+    assert n.backlog().pending == 2
+    assert sorted(o.state for o in n.deliver(T0 + 2 * S)) == ["delivered", "delivered"]
+
+
 @pytest.mark.parametrize("header,expected_s", [("120", 120), ("http-date", 90)])
 def test_retry_after_is_honoured(store, sink, header, expected_s):
     if header == "http-date":

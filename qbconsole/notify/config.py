@@ -88,7 +88,8 @@ class ChannelConfig:
         if url:
             parts = urlsplit(url)
             found += [parts.path, parts.query, parts.netloc.rpartition("@")[0]]
-        found += [str(v) for v in dict(self.options.get("headers") or {}).values()]
+        for value in dict(self.options.get("headers") or {}).values():
+            found += [str(value), str(value).split()[-1] if str(value).split() else ""]  # "Bearer <token>"
         # Longest first, so a secret inside a longer one is not left half-replaced.
         return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
 

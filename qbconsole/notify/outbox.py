@@ -213,10 +213,14 @@ def deliver_due(store, senders: Mapping[str, Any], now: int, *, limit: int = 20,
 
     ``senders`` maps channel name -> sender; a row whose channel has none (disabled or
     removed from the config) is failed without sending, as is a row older than ``max_age_ms``
-    or past its own ``expires_at``.
+    or past its own ``expires_at``. After a retryable failure the channel's other rows wait
+    for the next call, so one unreachable sink does not hold the loop for ``limit`` timeouts.
     """
     outcomes: list[Outcome] = []
+    struggling: set[str] = set()  # channels that just failed retryably: their other rows wait
     for row in due(store.read(), now, limit):
+        if row.channel in struggling:
+            continue
         sender = senders.get(row.channel)
         if row.expires_at is not None and now >= row.expires_at:
             result = dict(state="failed", attempts=row.attempts, next_attempt=now, progress=row.progress,
@@ -233,6 +237,8 @@ def deliver_due(store, senders: Mapping[str, Any], now: int, *, limit: int = 20,
         outcome = store.transaction(lambda conn, r=row, res=result: _record(conn, r, now, **res))
         if outcome is None:
             continue
+        if outcome.state == "pending":
+            struggling.add(row.channel)
         if outcome.state != "delivered":
             log.warning("notification %d to %s: %s (%s)", row.id, row.channel, outcome.state, outcome.error)
         outcomes.append(outcome)
