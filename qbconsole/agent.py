@@ -19,11 +19,46 @@ from pathlib import Path
 
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
+from qbconsole.model import Sample
+from qbconsole.rules.engine import RulesEngine
+from qbconsole.rules.ruleset import rule_groups
 from qbconsole.store import Store
 
 log = logging.getLogger("qbconsole.agent")
 
 HOUSEKEEPING_S = 60.0
+RULES_TICK_S = 1.0  # how often the engine checks which rule groups are due
+
+
+class Ticker:
+    """Calls ``fn()`` every ``period`` seconds in its own thread until stopped.
+
+    An exception in ``fn`` is logged and the ticker carries on: one broken
+    part of the agent's work never stops the others.
+    """
+
+    def __init__(self, name: str, period: float, fn) -> None:
+        self.name, self.period, self.fn = name, period, fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"qbconsole-{name}", daemon=True)
+
+    def start(self) -> "Ticker":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.fn()
+            except Exception:
+                log.exception("%s failed", self.name)
+            self._stop.wait(max(0.0, self.period - (time.monotonic() - started)))
 
 
 def default_holder() -> str:
@@ -64,6 +99,8 @@ class Agent:
         self._reload = threading.Event()
         self._thread: threading.Thread | None = None
         self._scheduler: Scheduler | None = None
+        self._tickers: list[Ticker] = []
+        self.engine: RulesEngine | None = None
         self._next_housekeeping = 0.0
         self.active = False
 
@@ -126,13 +163,35 @@ class Agent:
             on_status=self.store.set_source_status,
         )
         self._scheduler.start()
+        self.engine = RulesEngine(self.store, rule_groups(self.config))
+        self._tickers = [Ticker("rules", RULES_TICK_S, self._evaluate_rules).start()]
         self.active = True
 
     def _deactivate(self) -> None:
+        for ticker in self._tickers:
+            ticker.stop()
+        self._tickers = []
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        self.engine = None
         self.active = False
+
+    # ---- rules ------------------------------------------------------------------
+    def _evaluate_rules(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        now_ms = int(time.time() * 1000)
+        results = engine.tick(now_ms)
+        if results:
+            self.store.write([
+                Sample("qbconsole_rule_evaluation_duration_seconds", {"group": r.group}, r.t, r.duration_s)
+                for r in results
+            ] + [
+                Sample("qbconsole_rule_evaluation_failures", {"group": r.group}, r.t, float(len(r.errors)))
+                for r in results
+            ])
 
     # ---- config reload ----------------------------------------------------
     def _mtime(self) -> float | None:
@@ -162,6 +221,8 @@ class Agent:
         log.info("rules reloaded from %s", self.rules_path)
         if self._scheduler is not None:
             self._scheduler.replace_sources(build_sources(config.sources))
+        if self.engine is not None:
+            self.engine.set_groups(rule_groups(config))
 
     # ---- housekeeping -------------------------------------------------------
     def _housekeeping(self) -> None:
