@@ -23,25 +23,24 @@ of label equalities. A channel whose required fields are empty after ``${ENV}``
 substitution, or that points at a placeholder (``example.com``, ``.invalid``), is
 *disabled*: it is reported with the reason, naming the field or variable and
 never a value, and nothing is ever sent to it. Errors are ValueError naming the
-channel or route and the field.
+channel or route and the field. Missing sections get :mod:`qbconsole.notify.defaults`.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from qbconsole.config.durations import parse_duration
+from qbconsole.notify.defaults import DEFAULT_INHIBIT_RULES, DEFAULT_ROUTES, ENV_REF, default_channels
 from qbconsole.store.alerts import Matcher, parse_matcher
 
 CHANNEL_KINDS = ("email", "slack", "sms", "webhook", "alertmanager")
 ALL_LABELS = "..."
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "invalid",
                         "localdomain.invalid")
 
@@ -123,66 +122,6 @@ class InhibitRule:
     equal: tuple[str, ...]
 
 
-DEFAULT_ROUTES: list[dict[str, Any]] = [
-    {"name": "critical", "match": ['severity="critical"'], "channels": ["sms"], "continue": True,
-     "group_by": ["alertname"], "group_wait": "10s", "group_interval": "1m", "repeat_interval": "1h"},
-    {"name": "default", "match": [], "channels": ["email", "slack", "webhook", "alertmanager"],
-     "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h",
-     "escalation": [{"after": "15m", "channels": ["sms"]}]},
-]
-"""The source design's routing: email and Slack (and webhook/Alertmanager when configured)
-for every alert, SMS for critical ones, and SMS when a firing alert is unacknowledged for 15 min."""
-
-DEFAULT_INHIBIT_RULES: list[dict[str, Any]] = [
-    {"source_match": ['severity="critical"'], "target_match": ['severity="warning"'],
-     "equal": ["alertname", "instance"]},
-]
-
-# The source design's channels, credentials from the environment (used when a file has none).
-_DEFAULT_CHANNEL_TEMPLATES: list[dict[str, Any]] = [
-    {"name": "email", "kind": "email", "smtp_host": "${SMTP_HOST:-}", "smtp_port": 587,
-     "starttls": True, "username": "${SMTP_USER:-}", "password": "${SMTP_PASSWORD:-}",
-     "from": "${SMTP_FROM:-qbconsole@quickbid.example}", "to": "${ALERT_EMAIL_TO:-}",
-     "send_resolved": True},
-    {"name": "slack", "kind": "slack", "url": "${SLACK_WEBHOOK_URL:-}", "send_resolved": True},
-    {"name": "sms", "kind": "sms",
-     "url": "https://api.twilio.com/2010-04-01/Accounts/${TWILIO_ACCOUNT_SID:-}/Messages.json",
-     "account_sid": "${TWILIO_ACCOUNT_SID:-}", "auth_token": "${TWILIO_AUTH_TOKEN:-}",
-     "from": "${SMS_FROM:-}", "to": "${SMS_TO:-}", "send_resolved": False},
-    {"name": "webhook", "kind": "webhook", "url": "${WEBHOOK_URL:-}",
-     "headers": {"Authorization": "Bearer ${WEBHOOK_TOKEN:-}"}},
-    {"name": "alertmanager", "kind": "alertmanager", "url": "${ALERTMANAGER_URL:-}"},
-]
-
-
-class _Templated(str):
-    """A string filled from ``${ENV}`` that remembers its template (like the config loader's)."""
-
-    template: str
-
-    def __new__(cls, value: str, template: str) -> "_Templated":
-        self = super().__new__(cls, value)
-        self.template = template
-        return self
-
-    def __repr__(self) -> str:
-        return repr(self.template)
-
-
-def _fill(value: Any, env: Mapping[str, str]) -> Any:
-    if isinstance(value, str) and "${" in value:
-        return _Templated(_ENV_REF.sub(lambda m: env.get(m[1]) or (m[2] or ""), value), value)
-    if isinstance(value, dict):
-        return {k: _fill(v, env) for k, v in value.items()}
-    return value
-
-
-def default_channels(env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The default channel list as raw config, filled from ``env`` (default ``os.environ``)."""
-    env = os.environ if env is None else env
-    return [_fill(dict(c), env) for c in _DEFAULT_CHANNEL_TEMPLATES]
-
-
 # ---- parsing -------------------------------------------------------------------------------
 def _unknown(where: str, keys, allowed: set[str]) -> None:
     for key in keys:
@@ -233,14 +172,14 @@ def _text_list(where: str, key: str, value: Any) -> tuple[str, ...]:
 
 
 def _env_vars(value: Any) -> list[str]:
-    return [m[1] for m in _ENV_REF.finditer(getattr(value, "template", "") or "")]
+    return [m[1] for m in ENV_REF.finditer(getattr(value, "template", "") or "")]
 
 
 def _expanded_empty(value: Any) -> bool:
     """True when every ``${VAR}`` in the value's template gave nothing (only literals remain)."""
     template = getattr(value, "template", None)
-    return bool(template) and bool(_ENV_REF.search(template)) and \
-        str(value).strip() == _ENV_REF.sub("", template).strip()
+    return bool(template) and bool(ENV_REF.search(template)) and \
+        str(value).strip() == ENV_REF.sub("", template).strip()
 
 
 def _is_placeholder_host(host: str) -> bool:

@@ -151,10 +151,9 @@ class Notifier:
             resolved = [a for a in members if a.state == "resolved"]
             for ch in self._enabled(route.channels):
                 skey = (route_name, ch.name, gkey)
-                if ch.kind == "alertmanager":
+                if ch.kind == "alertmanager":  # never echo alerts that came from an Alertmanager
                     resend = int(ch.options.get("resend_interval", 60_000))
-                    local = lambda xs: [a for a in xs if a.source == "local"]  # noqa: E731
-                    decision = routing.decide_resend(states.get(skey), local(firing), local(resolved),
+                    decision = routing.decide_resend(states.get(skey), _local(firing), _local(resolved),
                                                      resend_ms=resend, now=now)
                     ends_at = now + 4 * resend
                 else:
@@ -217,6 +216,10 @@ class Notifier:
                         sent_to.append(ch.name)
             set_escalation(conn, a.id, levels[-1], now, {"route": route.name, "channels": sorted(set(sent_to))})
         return created
+
+
+def _local(alerts: Sequence[AlertRow]) -> list[AlertRow]:
+    return [a for a in alerts if a.source == "local"]
 
 
 def _load_states(conn: sqlite3.Connection) -> dict[tuple[str, str, str], routing.GroupState]:
