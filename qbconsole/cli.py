@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="file to check (default: the active rules file)")
     check.set_defaults(func=cmd_rules_check)
 
+    from qbconsole.cli_alerts import register as register_alerts
+
+    register_alerts(sub, rules_sub)
+
     metrics = sub.add_parser("metrics", help="read metrics from the store")
     metrics_sub = metrics.add_subparsers(title="metrics commands", metavar="COMMAND", required=True)
     mlist = metrics_sub.add_parser("list", help="metric names with series count, unit and description")
