@@ -142,10 +142,6 @@ class QBConsoleApp(App):
             self._wake.wait(self.refresh_s)
             self._wake.clear()
 
-    def poll_now(self) -> None:
-        """Read the store now instead of at the next tick."""
-        self._wake.set()
-
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
         self.snapshot_signal.publish(message.snapshot)

@@ -77,6 +77,7 @@ class SourcesScreen(SectionScreen):
     """The sources table and the agent line."""
 
     MODE = "sources"
+    _shown: tuple | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(lease_content(None, 0, None), id="agent-line")
@@ -94,9 +95,13 @@ class SourcesScreen(SectionScreen):
 
     def _reshow(self) -> None:
         if self.console.snapshot is not None:
-            self.show_body(self.console.snapshot)
+            self.show_body(self.console.snapshot, force=True)
 
-    def show_body(self, snapshot: Snapshot) -> None:
+    def show_body(self, snapshot: Snapshot, *, force: bool = False) -> None:
+        shown = (snapshot.now_ms, snapshot.lease, snapshot.sources, self.size.width)
+        if shown == self._shown and not force:
+            return  # nothing on this screen would change
+        self._shown = shown
         self.query_one("#agent-line", Static).update(
             lease_content(snapshot.lease, snapshot.now_ms, self.console.own_holder)
         )

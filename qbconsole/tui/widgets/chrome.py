@@ -70,7 +70,11 @@ class StatusLine(Static):
     """One line of state every section shares; updated from each snapshot."""
 
     def __init__(self) -> None:
-        super().__init__(status_content(None), classes="status-line")
+        self._content = status_content(None)
+        super().__init__(self._content, classes="status-line")
 
     def show(self, snapshot: Snapshot, own_holder: str | None = None) -> None:
-        self.update(status_content(snapshot, own_holder))
+        content = status_content(snapshot, own_holder)
+        if content != self._content:
+            self._content = content
+            self.update(content)

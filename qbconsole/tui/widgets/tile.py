@@ -55,6 +55,7 @@ class Tile(Vertical, can_focus=True):
         self._format_y = format_y
         self.status = Status.NO_DATA
         self.set_class(True, STATUS_CLASSES[self.status])
+        self._view: TileView | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="tile-head"):
@@ -64,7 +65,10 @@ class Tile(Vertical, can_focus=True):
         yield TimeChart(self._format_y)
 
     def show(self, view: TileView) -> None:
-        """Update the texts (cheap) and the chart (only redrawn when its data changed)."""
+        """Update the texts and the chart, only where they changed (most polls change nothing)."""
+        if view == self._view:
+            return
+        self._view = view
         self.query_one(".tile-value", Static).update(view.value)
         self.query_one(".tile-status", Static).update(STATUS_LABELS[view.status])
         self.query_one(".tile-detail", Static).update(view.detail)
