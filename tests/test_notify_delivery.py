@@ -460,7 +460,9 @@ def test_no_secret_in_errors_events_or_logs(store, sink, caplog):
     a = fire(store)
     caplog.set_level(logging.DEBUG)
     n.plan(T0)
-    sink.responses.append((401, {}, "bad credentials auth-secret-789"))
+    basic = base64.b64encode(b"AC1:auth-secret-789").decode()
+    secrets.append(basic)
+    sink.responses.append((401, {}, f"bad credentials auth-secret-789 (Basic {basic})"))
     outcomes = n.deliver(T0)
     assert sorted(o.state for o in outcomes) == ["failed", "pending", "pending"]
     texts = [r.last_error or "" for r in outbox.rows(store.read())]

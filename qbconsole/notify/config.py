@@ -28,6 +28,7 @@ channel or route and the field. Missing sections get :mod:`qbconsole.notify.defa
 
 from __future__ import annotations
 
+import base64
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -87,6 +88,9 @@ class ChannelConfig:
         if url:
             parts = urlsplit(url)
             found += [parts.path, parts.query, parts.netloc.rpartition("@")[0]]
+        if self.options.get("account_sid") and self.options.get("auth_token"):  # as a server may echo it
+            pair = f"{self.options['account_sid']}:{self.options['auth_token']}".encode()
+            found.append(base64.b64encode(pair).decode())
         for value in dict(self.options.get("headers") or {}).values():
             found += [str(value), str(value).split()[-1] if str(value).split() else ""]  # "Bearer <token>"
         # Longest first, so a secret inside a longer one is not left half-replaced.
