@@ -83,6 +83,20 @@ def expand_values(text: str) -> list[float | None]:
     return out
 
 
+def _load_rule_file(path: Path):
+    """A Prometheus rule file (only ``groups``) or a qbconsole rules.yaml (validated)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if isinstance(data, dict) and set(data) <= {"groups"}:
+        return groups_from_prometheus_file(data)
+    from qbconsole.config import ConfigError, load_config
+    from qbconsole.rules.ruleset import rule_groups
+
+    try:
+        return rule_groups(load_config(path))
+    except ConfigError as err:
+        raise RuleTestError(f"{path} has errors:\n{err}") from None
+
+
 def _ms(value: Any, default: str = "1m") -> int:
     return int(parse_duration(value if value is not None else default) * 1000)
 
@@ -95,8 +109,7 @@ def run_file(path: str | Path) -> FileResult:
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         groups = []
         for rule_file in spec.get("rule_files") or []:
-            rule_path = (path.parent / rule_file)
-            groups.extend(groups_from_prometheus_file(yaml.safe_load(rule_path.read_text(encoding="utf-8")) or {}))
+            groups.extend(_load_rule_file(path.parent / rule_file))
         order = spec.get("group_eval_order")
         if order:
             by_name = {g.name: g for g in groups}
@@ -212,7 +225,8 @@ def run(paths: list[str]) -> tuple[bool, str]:
             continue
         if res.failures:
             ok = False
-            lines.append(f"{path}: FAILED ({len(res.failures)} of {res.tests} test(s) with failures)")
+            failed = len({f.test for f in res.failures})
+            lines.append(f"{path}: FAILED ({failed} of {res.tests} test(s) failed, {len(res.failures)} failure(s))")
             lines.extend(str(f) for f in res.failures)
         else:
             lines.append(f"{path}: SUCCESS ({res.tests} test(s))")
