@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry, Counter as PCounter, Enum, Gauge, Histogram, Info, Summary
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
@@ -333,3 +334,14 @@ sources:
     assert src.target_labels == {"job": "quickbid", "instance": f"127.0.0.1:{exporter.port}", "env": "demo"}
     assert src.honor_timestamps is False and src.bearer_token_env == "QB_TOKEN"
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}",= \n#_ax1.e+-\\TYPEHELPcounterinfo\t', max_size=120),
+       st.sampled_from(["text/plain", "application/openmetrics-text"]))
+def test_any_text_parses_or_is_a_value_error(text, content_type):
+    try:
+        exposed = parse_exposition(text, content_type)
+    except ValueError:
+        return
+    assert all(isinstance(e.value, float) for e in exposed)

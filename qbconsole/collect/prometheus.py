@@ -80,6 +80,13 @@ def parse_exposition(text: str, content_type: str = "text/plain") -> list[Expose
         families, openmetrics = text_string_to_metric_families(text), False
     bare_counters = set() if openmetrics else {
         n for n in _COUNTER_TYPE.findall(text) if not n.endswith("_total")}
+    try:
+        return _flatten(families, openmetrics, bare_counters)
+    except (KeyError, IndexError, TypeError) as exc:  # the parsers' other ways of saying "malformed"
+        raise ValueError(f"malformed exposition ({type(exc).__name__}: {exc})") from None
+
+
+def _flatten(families: Iterable, openmetrics: bool, bare_counters: set[str]) -> list[Exposed]:
     out: list[Exposed] = []
     for family in families:
         rename = family.type == "counter" and family.name in bare_counters
