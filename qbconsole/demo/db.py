@@ -51,6 +51,7 @@ QUERIES: dict[str, str] = {
     "user_by_email": "SELECT id, password_hash FROM users WHERE email = ?",
     "session_insert": "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
     "session_get": "SELECT user_id, expires_at FROM sessions WHERE token_hash = ?",
+    "session_purge": "DELETE FROM sessions WHERE expires_at <= ?",
     "auction_count": "SELECT count(*) FROM auctions WHERE status = 'open' AND ends_at > ?",
     "auction_list": (f"SELECT {AUCTION_COLUMNS} FROM auctions WHERE status = 'open' AND ends_at > ? "
                      "ORDER BY ends_at, id LIMIT ? OFFSET ?"),

@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         settings.weights = args.weights
     platform = Platform(args.db, settings)
+    with platform.db.connection() as conn:
+        platform.db.run(conn, "session_purge", (int(time.time()),))
     if not args.keep_indexes:
         for name in platform.db.drop_admin_indexes():
             print(f"quickbid: dropped index {name} from an earlier run", file=sys.stderr, flush=True)
