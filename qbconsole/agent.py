@@ -20,6 +20,7 @@ from pathlib import Path
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
 from qbconsole.model import Sample
+from qbconsole.notify import Notifier
 from qbconsole.rules.engine import RulesEngine
 from qbconsole.rules.ruleset import rule_groups
 from qbconsole.store import Store
@@ -28,6 +29,7 @@ log = logging.getLogger("qbconsole.agent")
 
 HOUSEKEEPING_S = 60.0
 RULES_TICK_S = 1.0  # how often the engine checks which rule groups are due
+NOTIFY_TICK_S = 1.0  # how often notifications are planned and the outbox delivered
 
 
 class Ticker:
@@ -101,6 +103,7 @@ class Agent:
         self._scheduler: Scheduler | None = None
         self._tickers: list[Ticker] = []
         self.engine: RulesEngine | None = None
+        self.notifier: Notifier | None = None
         self._next_housekeeping = 0.0
         self.active = False
 
@@ -164,7 +167,11 @@ class Agent:
         )
         self._scheduler.start()
         self.engine = RulesEngine(self.store, rule_groups(self.config))
-        self._tickers = [Ticker("rules", RULES_TICK_S, self._evaluate_rules).start()]
+        self.notifier = self._make_notifier(self.config)
+        self._tickers = [
+            Ticker("rules", RULES_TICK_S, self._evaluate_rules).start(),
+            Ticker("notify", NOTIFY_TICK_S, self._notify).start(),
+        ]
         self.active = True
 
     def _deactivate(self) -> None:
@@ -175,7 +182,25 @@ class Agent:
             self._scheduler.stop()
             self._scheduler = None
         self.engine = None
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
         self.active = False
+
+    # ---- notifications --------------------------------------------------------------
+    def _make_notifier(self, config: Config) -> Notifier | None:
+        try:
+            return Notifier(self.store, config.channels or None, config.routes or None,
+                            inhibit_cfg=config.inhibit_rules or None)
+        except ValueError as err:  # config validation reports these first; never fatal here
+            log.error("notifications disabled: %s", err)
+            return None
+
+    def _notify(self) -> None:
+        notifier = self.notifier
+        if notifier is not None:
+            notifier.plan()
+            notifier.deliver()
 
     # ---- rules ------------------------------------------------------------------
     def _evaluate_rules(self) -> None:
@@ -223,6 +248,9 @@ class Agent:
             self._scheduler.replace_sources(build_sources(config.sources))
         if self.engine is not None:
             self.engine.set_groups(rule_groups(config))
+        if self.notifier is not None:
+            old, self.notifier = self.notifier, self._make_notifier(config)
+            old.close()
 
     # ---- housekeeping -------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -160,18 +160,18 @@ def test_substituted_text_stays_text_where_a_string_is_expected():
           - kind: http
             url: http://127.0.0.1:1/
             body: ${PIN}
-        channels:
+        experiments:
           - pin: ${PIN}
             on: ${PIN}
     """, env={"PIN": "007"})
     assert config.source("http").options["body"] == "007"
-    assert config.channels == [{"pin": "007", "on": "007"}]  # keys stay text too
+    assert config.experiments == [{"pin": "007", "on": "007"}]  # keys stay text too
 
 
 def test_substituted_values_never_show_in_reprs():
     config = parse("""
         channels:
-          - {name: slack, url: "${SLACK_WEBHOOK_URL}"}
+          - {name: slack, kind: slack, url: "${SLACK_WEBHOOK_URL}"}
     """)
     assert config.channels[0]["url"] == ENV["SLACK_WEBHOOK_URL"]
     assert SECRET not in repr(config)
@@ -430,7 +430,10 @@ def test_load_config_reads_a_file_and_keeps_notices(tmp_path):
     config = load_config(path, env={})
     assert config.file == str(path)
     assert config.alert_rules == [{"alert": "Down", "expr": "probe_success == 0", "for": "1m"}]
-    assert config.notices == (f"{path}:1:1: section 'alert_rules' is accepted but not used yet",)
+    assert config.notices == ()
+    path.write_text("optimizations:\n  - {name: x}\n")
+    assert load_config(path, env={}).notices == (
+        f"{path}:1:1: section 'optimizations' is accepted but not used yet",)
     path.write_text("alert_rules: 3\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})

@@ -19,8 +19,9 @@ SECTIONS: dict[str, Callable[[Document, Node], object]] = {
     "recording_rules": rules.read_recording_rules,
     "alert_rules": rules.read_alert_rules,
     "groups": rules.read_groups,
-    "channels": rules.read_list_section("channels"),
-    "routes": rules.read_list_section("routes"),
+    "channels": rules.read_channels,
+    "routes": rules.read_routes,
+    "inhibit_rules": rules.read_inhibit_rules,
     "optimizations": rules.read_list_section("optimizations"),
     "slos": rules.read_slos,
     "experiments": rules.read_list_section("experiments"),
@@ -28,8 +29,7 @@ SECTIONS: dict[str, Callable[[Document, Node], object]] = {
 }
 
 # Sections checked and kept but not acted on yet; each capability removes its own.
-NOT_USED_YET = frozenset({"recording_rules", "alert_rules", "groups", "channels", "routes",
-                          "optimizations", "slos", "experiments", "datasource"})
+NOT_USED_YET = frozenset({"optimizations", "slos", "experiments", "datasource"})
 
 
 def parse(text: str, filename: str, env: Mapping[str, str]) -> tuple[Config | None, list[Diagnostic], list[Diagnostic]]:
@@ -53,6 +53,7 @@ def _read_root(doc: Document, root: Node | None) -> Config:
                         f"({', '.join(SECTIONS)}), got {schema.kind_of(doc, root)}")
         return Config(file=doc.filename)
     values: dict[str, object] = {}
+    routes_node: Node | None = None
     for key, value in root.value:
         if not (isinstance(key, ScalarNode) and key.tag == schema.STR_TAG):
             doc.error(key, f"expected a section name, got {schema.kind_of(doc, key)}")
@@ -64,8 +65,12 @@ def _read_root(doc: Document, root: Node | None) -> Config:
                            f"{schema.did_you_mean(key.value, SECTIONS)}")
             continue
         values[key.value] = SECTIONS[key.value](doc, value)
+        if key.value == "routes":
+            routes_node = value
         if key.value in NOT_USED_YET and values[key.value]:
             doc.notice(key, f"section {key.value!r} is accepted but not used yet")
+    if routes_node is not None and not doc.errors:
+        rules.check_route_channels(doc, routes_node, values.get("channels"))  # type: ignore[arg-type]
     notices = tuple(str(n) for n in doc.notices)
     return Config(file=doc.filename, notices=notices, **values)
 

@@ -70,6 +70,7 @@ class Config:
     groups: list[dict[str, Any]] = field(default_factory=list)
     channels: list[dict[str, Any]] = field(default_factory=list)
     routes: list[dict[str, Any]] = field(default_factory=list)
+    inhibit_rules: list[dict[str, Any]] = field(default_factory=list)
     optimizations: list[dict[str, Any]] = field(default_factory=list)
     slos: list[dict[str, Any]] = field(default_factory=list)
     experiments: list[dict[str, Any]] = field(default_factory=list)

@@ -135,6 +135,60 @@ def read_slos(doc: Document, node: Node) -> list[dict[str, Any]]:
     return slos
 
 
+def _checked_items(what: str, check):
+    """A list of mappings, each validated by ``check(raw)`` (raising ValueError with the reason)."""
+    def read(doc: Document, node: Node) -> list[dict[str, Any]]:
+        def item(doc: Document, child: Node) -> dict[str, Any] | None:
+            if not isinstance(child, MappingNode):
+                raise s.expected(f"a mapping for each entry of {what}", doc, child)
+            raw = s.to_python(doc, child)
+            try:
+                check(raw)
+            except ValueError as err:
+                raise s.Invalid(str(err)) from None
+            return raw
+        return _each(doc, node, what, item)
+    return read
+
+
+def _check_channel(raw) -> None:
+    from qbconsole.notify.config import parse_channel  # the notifier owns the channel schema
+
+    parse_channel(raw)
+
+
+def _check_route(raw) -> None:
+    from qbconsole.notify.config import parse_route
+
+    parse_route(raw)  # channel names are checked against `channels` by check_route_channels
+
+
+def _check_inhibit_rule(raw) -> None:
+    from qbconsole.notify.config import parse_inhibit_rules
+
+    parse_inhibit_rules([raw])
+
+
+read_channels = _checked_items("channels", _check_channel)
+read_routes = _checked_items("routes", _check_route)
+read_inhibit_rules = _checked_items("inhibit_rules", _check_inhibit_rule)
+
+
+def check_route_channels(doc: Document, routes_node: Node, channels: list[dict[str, Any]] | None) -> None:
+    """Every channel a route names must exist (in `channels`, or among the defaults)."""
+    from qbconsole.notify.config import parse_route
+    from qbconsole.notify.defaults import DEFAULT_CHANNEL_TEMPLATES
+
+    known = {c.get("name") for c in (channels if channels else DEFAULT_CHANNEL_TEMPLATES)}
+    for child in routes_node.value if isinstance(routes_node, SequenceNode) else ():
+        if not isinstance(child, MappingNode):
+            continue
+        try:
+            parse_route(s.to_python(doc, child), known)
+        except (ValueError, s.Invalid) as err:
+            doc.error(child, str(err))
+
+
 def read_list_section(what: str):
     """A section not specified yet: a list of mappings, kept as written."""
     def read(doc: Document, node: Node) -> list[dict[str, Any]]:
