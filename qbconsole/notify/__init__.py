@@ -5,8 +5,7 @@ notifications (routing, grouping, timing, silences, inhibition, escalation),
 stores each one in the outbox and delivers it to email, Slack, SMS, a webhook
 or an Alertmanager, retrying until the sink accepts it.
 
-Names are loaded lazily so the store can import :mod:`qbconsole.notify.tables`
-(its migration) without importing the rest of this package.
+Names are loaded lazily: importing one part does not import the others.
 """
 
 from __future__ import annotations

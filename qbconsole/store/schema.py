@@ -64,7 +64,7 @@ from qbconsole.store.alerts import MIGRATION as _M2_ALERTS  # noqa: E402
 MIGRATIONS: list[str] = [_M1_METRICS, _M2_ALERTS]
 
 # Migration 3: the notification outbox and per-group notification timing state.
-from qbconsole.notify.tables import MIGRATION as _M3_NOTIFY  # noqa: E402
+from qbconsole.store.outbox_schema import MIGRATION as _M3_NOTIFY  # noqa: E402
 
 MIGRATIONS.append(_M3_NOTIFY)
 

@@ -1,7 +1,4 @@
-"""The notifier's tables (store migration 3), kept beside the code that uses them.
-
-This module imports nothing, so the store's migration list can include it
-without the store importing the notifier (imports point down the flow).
+"""The notifier's tables (store migration 3); qbconsole.notify.outbox reads and writes them.
 
 * ``notification_outbox``: one row per notification to one channel. ``dedup_key``
   is UNIQUE, so planning the same notification twice never stores it twice.
