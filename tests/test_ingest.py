@@ -372,3 +372,33 @@ def test_concurrent_clients_all_succeed(server, store):
     for n in range(threads):
         assert len(points(store, "rum_task_completed", {"task": f"t{n}"})) == per_thread
     assert points(store, "security_events_total")[-1][1] == threads * per_thread
+
+
+def test_connections_beyond_the_cap_get_503_and_slots_come_back(store, monkeypatch, capfd):
+    from qbconsole.ingest import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 2)
+    with IngestServer(store, token=TOKEN) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        time.sleep(0.2)  # both accepted and waiting for a request line
+        with socket.create_connection((host, int(port)), timeout=5) as extra:
+            answer = b""
+            while chunk := extra.recv(4096):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and json.loads(body)["error"] == "too many connections"
+        assert f"Content-Length: {len(body)}".encode() in head
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(srv.url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the slots never came back")
+    assert "Traceback" not in capfd.readouterr().err

@@ -39,8 +39,9 @@ HEALTH_PATH = "/healthz"
 MAX_CONNECTIONS = 64  # connections served at once; more are answered 503 and closed
 SOCKET_TIMEOUT_S = 10.0  # a client that stalls longer is dropped
 LINGER_S, LINGER_BYTES = 2.0, 4 << 20  # what is discarded of a refused request's body
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-         b"Content-Length: 31\r\nConnection: close\r\n\r\n{\"error\": \"too many connections\"}")
+_BUSY_BODY = b'{"error": "too many connections", "index": null, "field": null}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+         b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 
 
 def error_line(exc: BaseException | None) -> str:
@@ -123,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         super().finish()
-        if self.command == "POST" and not getattr(self, "_body_read", True):
+        if getattr(self, "command", None) == "POST" and not getattr(self, "_body_read", True):
             linger(self.connection)
 
     def do_POST(self) -> None:
