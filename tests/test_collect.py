@@ -409,3 +409,21 @@ def test_cpu_percent_is_measured_whatever_thread_runs_the_source():
     t.start()
     t.join()
     assert values and values[0] > 5.0
+
+
+def test_a_failure_can_carry_samples_of_its_own(make_scheduler):
+    """A failed scrape still records what failing means (up=0, staleness markers)."""
+    class Failed(Exception):
+        def __init__(self, samples):
+            super().__init__("connection refused")
+            self.samples = samples
+
+    def fail(n):
+        raise Failed([Sample("up", {"job": "x"}, 0, 0.0), ("not", "a", "sample")])
+
+    bad = FakeSource("bad", behave=fail)
+    sched, rec = make_scheduler([bad])
+    assert wait_until(lambda: rec.batches_of("bad"))
+    batch = rec.batches_of("bad")[0]
+    assert [s.name for s in batch] == ["up", UP_METRIC, DURATION_METRIC]
+    assert sched.status()["bad"].last_error.endswith("connection refused")

@@ -232,7 +232,11 @@ class Scheduler:
                     raise TypeError(f"collect() returned a {type(item).__name__}, not a Sample")
             return samples, time.monotonic() - run.started, None
         except Exception as exc:
-            return None, time.monotonic() - run.started, error_line(exc)
+            # A source may attach what a failure itself means in samples (a scrape's
+            # up=0 and staleness markers for the series it can no longer see).
+            partial = getattr(exc, "samples", None)
+            kept = [s for s in partial if isinstance(s, Sample)] if isinstance(partial, list) else None
+            return kept or None, time.monotonic() - run.started, error_line(exc)
 
     def _finish(self, state: _State, now: float, out: list) -> None:
         """Record a run that has returned and schedule the next one."""
@@ -249,8 +253,8 @@ class Scheduler:
             state.status = state.status._replace(duration_s=duration, last_error=late)
             out.append((None, state.status))
             return
-        if error is None and duration > run.timeout:
-            samples, error = None, f"timed out after {run.timeout:g}s"
+        if duration > run.timeout:
+            samples, error = None, error or f"timed out after {run.timeout:g}s"
         up = error is None
         state.status = SourceStatus(state.source.name, up, run.now_ms, duration, error)
         batch = (samples or []) + source_samples(state.source.name, up, duration, run.now_ms)
