@@ -19,6 +19,7 @@ from pathlib import Path
 
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
+from qbconsole.ingest import IngestServer
 from qbconsole.model import Sample
 from qbconsole.notify import Notifier
 from qbconsole.rules.engine import RulesEngine
@@ -104,6 +105,7 @@ class Agent:
         self._tickers: list[Ticker] = []
         self.engine: RulesEngine | None = None
         self.notifier: Notifier | None = None
+        self.ingest: IngestServer | None = None
         self._next_housekeeping = 0.0
         self.active = False
 
@@ -168,6 +170,7 @@ class Agent:
         self._scheduler.start()
         self.engine = RulesEngine(self.store, rule_groups(self.config))
         self.notifier = self._make_notifier(self.config)
+        self.ingest = self._start_ingest(self.config)
         self._tickers = [
             Ticker("rules", RULES_TICK_S, self._evaluate_rules).start(),
             Ticker("notify", NOTIFY_TICK_S, self._notify).start(),
@@ -178,6 +181,9 @@ class Agent:
         for ticker in self._tickers:
             ticker.stop()
         self._tickers = []
+        if self.ingest is not None:
+            self.ingest.stop()
+            self.ingest = None
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
@@ -186,6 +192,28 @@ class Agent:
             self.notifier.close()
             self.notifier = None
         self.active = False
+
+    # ---- ingest ---------------------------------------------------------------------
+    def _start_ingest(self, config: Config) -> IngestServer | None:
+        listen = config.settings.ingest_listen
+        if not listen:
+            return None
+        token = os.environ.get(config.settings.ingest_token_env)
+        if not token:
+            log.error("ingest endpoint not started: %s is not set (clients authenticate with it)",
+                      config.settings.ingest_token_env)
+            return None
+        host, _, port = listen.rpartition(":")
+        try:
+            server = IngestServer(self.store, host=host.strip("[]"), port=int(port), token=token)
+            server.start()
+        except OSError as err:
+            log.error("ingest endpoint not started on %s: %s", listen, err.strerror or err)
+            return None
+        self.store.transaction(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('ingest_url', ?)", (server.url,)))
+        log.info("ingest endpoint on %s", server.url)
+        return server
 
     # ---- notifications --------------------------------------------------------------
     def _make_notifier(self, config: Config) -> Notifier | None:

@@ -108,3 +108,35 @@ def test_sigterm_exits_cleanly_and_releases_the_lease(env):
     assert holder_pid(store()) is None
     err = agent.stderr.read()
     assert "Traceback" not in err
+
+
+def test_in_process_agent_runs_ingest_rules_and_reloads_keeping_the_last_good_file(tmp_path, monkeypatch):
+    import httpx
+
+    from qbconsole.agent import Agent
+
+    monkeypatch.setenv("QBCONSOLE_INGEST_TOKEN", "t0ken")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "sources: [{name: system, kind: system, interval: 500ms}]\n"
+        "settings: {ingest_listen: '127.0.0.1:0', evaluation_interval: 1s}\n"
+        "recording_rules:\n  - {record: 'job:load:x2', expr: 'system_load1 * 2'}\n")
+    store = Store.open(tmp_path / "qb.db")
+    agent = Agent(store, rules, heartbeat_s=0.5)
+    agent.start()
+    try:
+        assert wait_for(lambda: agent.ingest is not None, 10)
+        reply = httpx.post(f"{agent.ingest.url}/v1/events", headers={"Authorization": "Bearer t0ken"},
+                           json={"type": "rum", "name": "survey", "satisfaction": 4})
+        assert reply.status_code == 202
+        assert [p.value for p in store.latest("rum_satisfaction_score")] == [4.0]
+        assert wait_for(lambda: store.latest("job:load:x2"), 10), "recording rule never wrote"
+
+        rules.write_text("sources: [{name: system, kind: sytem}]\n")  # bad: unknown kind
+        agent.request_reload()
+        assert wait_for(lambda: agent.last_config_error is not None, 5)
+        assert "rules.yaml:1:" in str(agent.last_config_error)
+        assert agent.active and agent.config.sources[0].kind == "system"
+    finally:
+        agent.stop()
+        store.close()

@@ -18,6 +18,10 @@ class Settings:
     rollup_retention: float = 90 * DAY
     evaluation_interval: float = 15.0
     refresh: float = 1.0
+    # The agent's event ingest endpoint: off unless ingest_listen is set; clients
+    # authenticate with the token in the environment variable ingest_token_env.
+    ingest_listen: str | None = None
+    ingest_token_env: str = "QBCONSOLE_INGEST_TOKEN"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,25 @@ from .durations import format_duration
 from .model import (SOURCE_KINDS, Settings, SourceConfig, default_interval, default_sources,
                     default_timeout)
 
+LISTEN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _listen(doc: Document, node: Node) -> str:
+    value = s.nonempty_string(doc, node)
+    m = LISTEN.fullmatch(value)
+    if not m or int(m["port"]) > 65535:
+        raise s.Invalid("expected HOST:PORT, e.g. 127.0.0.1:9465 (port 0 picks a free one)")
+    return value
+
+
 SETTINGS_FIELDS = {
     "raw_retention": s.positive(s.duration),
     "rollup_retention": s.positive(s.duration),
     "evaluation_interval": s.positive(s.duration),
     "refresh": s.positive(s.duration),
+    "ingest_listen": _listen,
+    "ingest_token_env": s.matching(ENV_NAME, "environment variable name"),
 }
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
