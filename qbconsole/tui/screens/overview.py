@@ -66,6 +66,12 @@ def current_text(window: MetricWindow, unit: str, now_ms: int) -> str:
     return text
 
 
+def average_label(*windows: MetricWindow) -> str:
+    """ "15m avg", or the span the data really covers when that is shorter (a new store)."""
+    covered = max((w.points[-1][0] - w.points[0][0] for w in windows if w.points), default=0)
+    return f"{WINDOW_TEXT} avg" if covered >= WINDOW_MS * 0.95 else f"{span(covered)} avg"
+
+
 def gauge_view(window: MetricWindow, now_ms: int, *, prefix: str = "") -> TileView:
     """A percentage gauge judged against its entry in TARGETS (if any)."""
     unit = unit_of(window.name)
@@ -74,7 +80,7 @@ def gauge_view(window: MetricWindow, now_ms: int, *, prefix: str = "") -> TileVi
     if status is Status.NO_DATA:
         detail = f"no samples in the last {WINDOW_TEXT} · {target_text(target, unit)}"
     else:
-        detail = f"{WINDOW_TEXT} avg {format_value(window.average, unit)} · {target_text(target, unit)}"
+        detail = f"{average_label(window)} {format_value(window.average, unit)} · {target_text(target, unit)}"
     chart = ChartData((ChartSeries(window.label or window.name, window.points),), chart_end(now_ms),
                       WINDOW_MS, y_max=100.0)
     return TileView(prefix + current_text(window, unit, now_ms), detail, status, chart)
@@ -86,7 +92,7 @@ def network_view(rx: MetricWindow, tx: MetricWindow, now_ms: int) -> TileView:
         status, detail = Status.NO_DATA, f"no samples in the last {WINDOW_TEXT} · no target set"
     else:
         status = Status.NO_TARGET
-        detail = (f"{WINDOW_TEXT} avg ↓ {format_value(rx.average, 'bytes/s')} "
+        detail = (f"{average_label(rx, tx)} ↓ {format_value(rx.average, 'bytes/s')} "
                   f"↑ {format_value(tx.average, 'bytes/s')}")
     value = f"↓ {current_text(rx, 'bytes/s', now_ms)} ↑ {current_text(tx, 'bytes/s', now_ms)}"
     chart = ChartData(

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import plotext._utility as plotext_utility
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
 from qbconsole.tui.timefmt import clock_minutes
+
+# plotext de-duplicates plotted points through set(), whose order follows the per-process
+# hash seed; where two points land on one cell the last drawn wins, so identical data could
+# render differently from one run to the next. Keep first-seen order instead (same result set).
+plotext_utility.no_duplicates = lambda data: list(dict.fromkeys(data))
 
 MINUTE_MS = 60_000
 TICK_EVERY_MS = 5 * MINUTE_MS

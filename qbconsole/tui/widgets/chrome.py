@@ -51,7 +51,8 @@ def status_content(snapshot: Snapshot | None, own_holder: str | None = None) -> 
     elif down:
         parts.append((f"✖ {len(down)} of {len(snapshot.sources)} sources DOWN", "bold $error"))
     else:
-        parts.append((f"✔ {len(snapshot.sources)} sources up", "$success"))
+        count = len(snapshot.sources)
+        parts.append((f"✔ {count} source{'s' if count != 1 else ''} up", "$success"))
     parts.append(SEPARATOR)
     lease = snapshot.lease
     if lease is None or lease.expires < snapshot.now_ms:
