@@ -134,8 +134,6 @@ _DECLARATIONS = (
        "Time the last evaluation of a rule group took", "group"),
     _m("qbconsole_rule_evaluation_failures", "gauge", "count", "qbconsole",
        "Rules of a group that failed at the last evaluation", "group"),
-    _m("ALERTS", "gauge", "bool", "qbconsole", "Active alerts (1 per pending or firing alert), as Prometheus writes",
-       "alertname alertstate"),
     _m("qbconsole_source_up", "gauge", "bool", "qbconsole", "Last collection of a source succeeded (1) or not (0)",
        "source"),
     _m("qbconsole_source_duration_seconds", "gauge", "seconds", "qbconsole", "Time the last collection took",

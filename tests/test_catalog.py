@@ -25,7 +25,7 @@ EXTRAS = {
     "qbconsole_source_up", "qbconsole_source_duration_seconds",
     "qbconsole_rule_evaluation_duration_seconds", "qbconsole_rule_evaluation_failures",
     "system_memory_total_bytes", "system_swap_used_bytes",
-    "up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS",
+    "up", "scrape_duration_seconds", "scrape_samples_scraped",
     "quickbid:backend_load:variance_percent1m", "quickbid:rum_bounce:ratio1h",
     "quickbid:rum_interaction_seconds:p75_5m", "quickbid:rum_satisfaction_score:avg1h",
     "quickbid:rum_session_duration_seconds:avg1h", "quickbid:rum_task_completed:ratio1h",

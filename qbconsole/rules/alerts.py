@@ -29,10 +29,23 @@ NO_DATA_POLICIES = ("ok", "alerting", "keep_state")
 RESOLVED_RETENTION_MS = 15 * 60 * 1000  # as Prometheus: resolved alerts are kept 15 min for notifiers
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
-    """Stable identity of a label set (the alert's identity within its rule)."""
-    blob = json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Stable identity of a label set (the alert's identity within its rule).
+
+    Stored in the alerts table, so it must not change between versions or runs.
+    """
+    key = tuple(sorted(labels.items()))
+    fp = _FINGERPRINTS.get(key)
+    if fp is None:
+        blob = json.dumps(dict(key), separators=(",", ":"))
+        fp = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        if len(_FINGERPRINTS) > 200_000:  # bounded: label sets churn over months
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = fp
+    return fp
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,7 @@ class AlertRule:
         return self.labels.get("severity", "warning")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One alert (one rule, one label set) in one episode of activity."""
 
@@ -122,8 +135,8 @@ def step(
         if old is None or not old.is_active:
             new = Alert(rule.name, dict(labels), PENDING, value, active_at=t, last_eval=t)
             transitions.append(Transition(fp, old.state if old else None, PENDING, t, value))
-        else:
-            new = replace(old, labels=dict(labels), value=value, keep_firing_since=None, last_eval=t)
+        else:  # still active: positional construction is much cheaper than replace()
+            new = Alert(old.rule, labels, old.state, value, old.active_at, old.fired_at, None, None, t)
         out[fp] = _maybe_fire(rule, new, t, transitions)
 
     for fp, old in alerts.items():

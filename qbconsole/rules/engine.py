@@ -3,8 +3,9 @@
 For each group, in file order: a recording rule writes its result vector to
 the store (so later rules of the group see it); an alert rule's result goes
 through :func:`qbconsole.rules.alerts.step`, and the alerts it moves are
-written as rows with one event per transition. The engine also writes
-Prometheus's ``ALERTS`` series, so alert state can be charted and queried.
+written as rows with one event per transition. (Unlike Prometheus it writes
+no ``ALERTS`` series: the alerts table is the record, and an alert storm
+would otherwise cost a sample per alert per evaluation.)
 
 It keeps the current alerts in memory and reloads them from the store when it
 starts, so a restarted agent carries on where the last one stopped.
@@ -27,6 +28,10 @@ from qbconsole.store import Store
 from qbconsole.store import alerts as rows
 
 log = logging.getLogger("qbconsole.rules")
+
+# An active alert's value is written back at most this often (transitions are
+# written at once): the feed shows it, the live figure is on the Overview.
+VALUE_REFRESH_MS = 10_000
 
 
 @dataclass
@@ -53,6 +58,8 @@ class RulesEngine:
         self.groups: list[RuleGroup] = []
         self._next_due: dict[str, int] = {}
         self._alerts: dict[str, dict[str, sm.Alert]] = {}
+        self._ids: dict[str, dict[str, int]] = {}  # rule -> fingerprint -> open alert row
+        self._written: dict[tuple[str, str], tuple] = {}  # what the row holds now
         self.last_errors: dict[str, str] = {}
         self.set_groups(groups)
         self._load_alerts()
@@ -96,7 +103,6 @@ class RulesEngine:
         result = GroupResult(group.name, t, 0.0)
         self.evaluator.new_tick()
         alert_updates: list[tuple[sm.AlertRule, dict[str, sm.Alert], dict[str, sm.Alert], list[sm.Transition]]] = []
-        alerts_series: list[Sample] = []
         for rule in group.rules:
             name = rule.record if isinstance(rule, RecordingRule) else rule.name
             try:
@@ -112,15 +118,12 @@ class RulesEngine:
                     self._alerts[rule.name] = new
                     alert_updates.append((rule, old, new, transitions))
                     result.transitions.extend((rule.name, tr) for tr in transitions)
-                    alerts_series.extend(_alerts_series(new.values(), t))
                 self.last_errors.pop(name, None)
             except (PromQLSyntaxError, PromQLEvalError, TemplateError, ValueError, ArithmeticError) as err:
                 result.errors[name] = self.last_errors[name] = f"{type(err).__name__}: {err}"
                 log.warning("rule %s failed at %d: %s", name, t, err)
         if alert_updates:
             self.store.transaction(lambda conn: self._persist(conn, alert_updates, t))
-        if alerts_series:
-            self.write(alerts_series)
         result.duration_s = time.perf_counter() - started
         return result
 
@@ -168,21 +171,25 @@ class RulesEngine:
 
     # ---- persistence -------------------------------------------------------------
     def _persist(self, conn, updates, t: int) -> None:
+        """Write what changed: new alerts, transitions, and (at most every
+        VALUE_REFRESH_MS per alert) a changed value with its re-rendered annotations."""
+        changed: list[tuple] = []
         for rule, old, new, transitions in updates:
-            ids = rows.open_alert_ids(conn, rule.name)
+            ids = self._ids.get(rule.name)
+            if ids is None:
+                ids = self._ids[rule.name] = rows.open_alert_ids(conn, rule.name)
             moved = {tr.fingerprint for tr in transitions}
             for fp, alert in new.items():
-                if alert.state == sm.RESOLVED and fp not in moved:
-                    continue  # resolved earlier, already written
+                if fp not in moved and not self._due(rule.name, fp, alert, t):
+                    continue
                 annotations = self._annotations(rule, alert)
                 if alert.is_active and fp not in ids:
                     ids[fp] = rows.insert_alert(conn, rule.name, fp, alert.labels, annotations, rule.severity,
                                                 alert.state, alert.value, alert.active_at, alert.fired_at, t)
                 elif fp in ids:
-                    rows.update_alert(conn, ids[fp], state=alert.state, value=alert.value,
-                                      annotations=annotations, fired_at=alert.fired_at,
-                                      resolved_at=alert.resolved_at,
-                                      keep_firing_since=alert.keep_firing_since, t=t)
+                    changed.append((alert.state, rows.number(alert.value), rows.dumps(annotations), alert.fired_at,
+                                    alert.resolved_at, alert.keep_firing_since, t, ids[fp]))
+                self._written[(rule.name, fp)] = (alert.state, alert.value, alert.keep_firing_since, t)
             for tr in transitions:
                 alert_id = ids.get(tr.fingerprint)
                 if alert_id is None:
@@ -191,6 +198,17 @@ class RulesEngine:
                     rows.deactivate_pending(conn, alert_id, t)
                 rows.add_event(conn, alert_id, tr.ts, tr.new, rows.ENGINE,
                                {"from": tr.old, "value": None if tr.value != tr.value else tr.value})
+                if tr.new in (sm.RESOLVED, "inactive"):
+                    ids.pop(tr.fingerprint, None)
+                    self._written.pop((rule.name, tr.fingerprint), None)
+        rows.update_alerts(conn, changed)
+
+    def _due(self, rule: str, fp: str, alert: sm.Alert, t: int) -> bool:
+        last = self._written.get((rule, fp))
+        if last is None or last[0] != alert.state or last[2] != alert.keep_firing_since:
+            return True
+        same = last[1] == alert.value or (last[1] != last[1] and alert.value != alert.value)
+        return not same and t - last[3] >= VALUE_REFRESH_MS
 
     # ---- views --------------------------------------------------------------------
     def alerts(self, rule: str | None = None) -> list[sm.Alert]:
@@ -204,7 +222,3 @@ def _as_vector(value) -> list[tuple[Mapping[str, str], float]]:
     if hasattr(value, "value") and not isinstance(value, list):
         return [({}, float(value.value))] if isinstance(value.value, (int, float)) else []
     return [(s.labels, s.value) for s in value]
-
-
-def _alerts_series(alerts: Iterable[sm.Alert], t: int) -> list[Sample]:
-    return [Sample("ALERTS", {**a.labels, "alertstate": a.state}, t, 1.0) for a in alerts if a.is_active]

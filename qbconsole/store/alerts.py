@@ -19,8 +19,12 @@ RESOLVED_VISIBLE_MS = 15 * 60 * 1000
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
 
-def _json(value) -> str:
+def dumps(value) -> str:
+    """The stored JSON of labels, annotations and details."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_json = dumps
 
 
 class AlertRow(NamedTuple):
@@ -197,7 +201,7 @@ def insert_alert(conn: sqlite3.Connection, rule: str, fingerprint: str, labels: 
         "INSERT INTO alerts(rule, fingerprint, labels, annotations, severity, state, value, active_at,"
         " fired_at, last_eval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (rule, fingerprint, _json(dict(labels)), _json(dict(annotations)), severity, state,
-         _num(value), active_at, fired_at, t))
+         number(value), active_at, fired_at, t))
     return cur.lastrowid
 
 
@@ -207,7 +211,16 @@ def update_alert(conn: sqlite3.Connection, alert_id: int, *, state: str, value: 
     conn.execute(
         "UPDATE alerts SET state = ?, value = ?, annotations = ?, fired_at = ?, resolved_at = ?,"
         " keep_firing_since = ?, last_eval = ? WHERE id = ?",
-        (state, _num(value), _json(dict(annotations)), fired_at, resolved_at, keep_firing_since, t, alert_id))
+        (state, number(value), _json(dict(annotations)), fired_at, resolved_at, keep_firing_since, t, alert_id))
+
+
+def update_alerts(conn: sqlite3.Connection, changed: list[tuple]) -> None:
+    """Many alert updates at once: (state, value, annotations JSON, fired_at, resolved_at,
+    keep_firing_since, last_eval, id) tuples."""
+    if changed:
+        conn.executemany(
+            "UPDATE alerts SET state = ?, value = ?, annotations = ?, fired_at = ?, resolved_at = ?,"
+            " keep_firing_since = ?, last_eval = ? WHERE id = ?", changed)
 
 
 def deactivate_pending(conn: sqlite3.Connection, alert_id: int, t: int) -> None:
@@ -273,7 +286,8 @@ def expire_silence(conn: sqlite3.Connection, silence_id: int, actor: str, now: i
     conn.execute("UPDATE silences SET ends_at = ?, expired_by = ? WHERE id = ?", (now, actor, silence_id))
 
 
-def _num(value: float | None):
+def number(value: float | None):
+    """A value as stored: NaN (no value) becomes NULL."""
     return None if value is None or value != value else value
 
 

@@ -82,8 +82,26 @@ class Evaluator:
             NumberLiteral: lambda n, t: n.value, StringLiteral: lambda n, t: n.value,
             Paren: lambda n, t: self._eval(n.expr, t), VectorSelector: self._instant,
             MatrixSelector: self._range, Unary: self._unary, Binary: self._binary,
-            Call: self._call, Aggregate: self._aggregate,
+            Call: self._memoised(self._call), Aggregate: self._memoised(self._aggregate),
         }
+
+    def _memoised(self, evaluate: Callable) -> Callable:
+        """Within a tick, a function call or aggregation over the same data is computed
+        once, however many rules contain it (rules share sub-expressions such as
+        ``avg_over_time(x[5m])`` with different thresholds). Results are never mutated
+        in place, so sharing them is safe."""
+        memo = self._memo
+
+        def cached(node, t: int):
+            key = ("node", node, t)
+            try:
+                return memo[key]
+            except KeyError:
+                value = memo[key] = evaluate(node, t)
+                return value
+            except TypeError:  # an unhashable literal somewhere: just compute
+                return evaluate(node, t)
+        return cached
 
     def new_tick(self) -> None:
         """Forget fetched data (call once per evaluation round)."""
