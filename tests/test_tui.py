@@ -16,13 +16,13 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets._footer import FooterKey
 
 from qbconsole.model import Sample
-from qbconsole.store import SourceStatus, Store
+from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.tui.app import HANGUP_RETURN_CODE, QBConsoleApp
 from qbconsole.tui.data import MetricWindow, counter_rates, read_snapshot
 from qbconsole.tui.screens.help import HelpScreen
 from qbconsole.tui.screens.overview import OverviewScreen
 from qbconsole.tui.screens.placeholder import PlaceholderScreen
-from qbconsole.tui.screens.sources import SourcesScreen
+from qbconsole.tui.screens.sources import SourcesScreen, lease_content
 from qbconsole.tui.sections import SECTIONS
 from qbconsole.tui.settings import load_settings
 from qbconsole.tui.targets import TARGETS, Status, judge
@@ -113,6 +113,8 @@ async def test_theme_cycles_is_persisted_and_restored(store, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         assert app.theme == "dark"
+        await pilot.pause(0.2)
+        assert not settings.exists(), "nothing chosen yet: nothing written"
         seen = []
         for _ in range(3):
             await pilot.press("t")
@@ -406,9 +408,24 @@ async def test_sighup_exits_cleanly(store, tmp_path):
     assert signal.SIGHUP not in asyncio.get_running_loop()._signal_handlers
 
 
-async def test_unknown_theme_falls_back_with_a_notice(store, tmp_path):
+async def test_theme_argument_overrides_without_being_saved_and_unknown_falls_back(store, tmp_path):
+    settings = tmp_path / "config" / "settings.json"
+    app = make_app(store, tmp_path, theme="high-contrast")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert app.theme == "high-contrast" and not settings.exists()
     app = make_app(store, tmp_path, theme="no-such-theme")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         assert app.theme == "dark"
         assert any("Unknown theme 'no-such-theme'" in n.message for n in app._notifications)
+
+
+def test_lease_line_says_who_collects():
+    lease = LeaseInfo(HOLDER, NOW_MS - 60_000, NOW_MS - 2_000, NOW_MS + 4_000)
+    mine = lease_content(lease, NOW_MS, HOLDER).plain
+    assert "(this console)" in mine and "heartbeat 2s ago" in mine and "expires in 4s" in mine
+    assert "this console waits on standby" in lease_content(lease, NOW_MS, "me@here:1").plain
+    gone = lease_content(lease, NOW_MS + 10_000, None).plain
+    assert gone.startswith("✖ Agent gone") and "expired 6s ago" in gone
+    assert lease_content(None, NOW_MS, None).plain.startswith("○ No agent holds the lease")

@@ -88,7 +88,7 @@ class QBConsoleApp(App):
 
     # ---- lifecycle -------------------------------------------------------------
     def on_mount(self) -> None:
-        self.theme = self._initial_theme()
+        self.theme = self._shown_theme = self._initial_theme()
         self.theme_changed_signal.subscribe(self, lambda theme: self._remember_theme(theme.name))
         for message in self._startup_errors:
             self.notify(message, title="Theme or settings file skipped", severity="error", timeout=15)
@@ -161,6 +161,10 @@ class QBConsoleApp(App):
         self.notify(f"Theme: {self.theme}", timeout=2)
 
     def _remember_theme(self, name: str) -> None:
+        """Save a theme the user picked (not the one applied at start-up, nor a --theme override)."""
+        if name == self._shown_theme:
+            return
+        self._shown_theme = name
         if self.settings.get("theme") == name:
             return
         self.settings = {**self.settings, "theme": name}

@@ -9,7 +9,7 @@ from textual.widgets import Static
 from qbconsole.tui.screens.base import SectionScreen
 from qbconsole.tui.sections import BY_MODE
 
-NOT_BUILT = "Not built yet: nothing below is live data, and this section shows none."
+NOT_BUILT = "Not built yet: this section shows no data until it is. Below: what it will show."
 
 PLANS: dict[str, str] = {
     "alerts": """\
@@ -20,10 +20,11 @@ What will appear here
   notifications and whether they were delivered).
 
 How to configure it
-  Alert rules go in rules.yaml under alert_rules: each has an expr (a PromQL
-  subset, e.g. avg_over_time(system_cpu_percent[5m]) > 70), for, severity,
-  labels and annotations. Where notifications go is set under channels:
-  (email, Slack, SMS for critical only, webhook) and routes:.""",
+  Alert rules go in rules.yaml under alert_rules: each has a name (alert:),
+  an expr in PromQL (e.g. system_cpu_percent > 80), for, severity, labels
+  and annotations. Where notifications go is set under channels: (email,
+  Slack, SMS for critical only, webhook) and routes:. Check the file with
+  qbconsole rules check rules.yaml.""",
     "actions": """\
 What will appear here
   Proposed optimizations (scale up, add a missing index, grow the cache,
@@ -42,10 +43,10 @@ What will appear here
   recommendations, with charts; e exports Markdown, HTML or JSON.
 
 How to configure it
-  Reports judge the targets in rules.yaml under slos: (the defaults are the
-  source design's: CPU < 70 % average, memory < 80 % average, API p95
-  < 500 ms, error rate < 1 %, ...). They read the metrics already in the
-  store; nothing else needs setting up.""",
+  Reports judge the targets in rules.yaml under slos: (each a name, expr,
+  op and target; the defaults are the source design's: CPU < 70 % average,
+  memory < 80 % average, API p95 < 500 ms, error rate < 1 %, ...). They
+  read the metrics already in the store; nothing else needs setting up.""",
     "experiments": """\
 What will appear here
   A/B experiments with their status and verdict; per variant the exposures,

@@ -29,7 +29,12 @@ def lease_content(lease: LeaseInfo | None, now_ms: int, own_holder: str | None) 
             ": nothing collects into this store. Run `qbconsole agent`, or open the console "
             "without one running (it then collects itself).",
         )
-    mine = " (this console)" if own_holder is not None and lease.holder == own_holder else ""
+    if own_holder is None:
+        mine = ""
+    elif lease.holder == own_holder:
+        mine = " (this console)"
+    else:
+        mine = " (this console waits on standby)"
     if lease.expires < now_ms:
         return Content.assemble(
             ("✖ Agent gone", "bold $error"),
