@@ -57,16 +57,16 @@ CREATE TABLE meta (
 );
 """
 
-# Migration 2: alerts, their events, silences, and the append-only audit log
-# (DDL kept beside the code that uses it).
+# Later migrations keep their DDL beside the code that uses it:
+# 2 alerts, alert events, silences and the append-only audit log;
+# 3 the notification outbox and per-group notification timing;
+# 4 optimization proposals; 5 A/B experiments, exposures and their events.
 from qbconsole.store.alerts import MIGRATION as _M2_ALERTS  # noqa: E402
-
-MIGRATIONS: list[str] = [_M1_METRICS, _M2_ALERTS]
-
-# Migration 3: the notification outbox and per-group notification timing state.
+from qbconsole.store.experiments_schema import MIGRATION as _M5_EXPERIMENTS  # noqa: E402
 from qbconsole.store.outbox_schema import MIGRATION as _M3_NOTIFY  # noqa: E402
+from qbconsole.store.proposals_schema import MIGRATION as _M4_PROPOSALS  # noqa: E402
 
-MIGRATIONS.append(_M3_NOTIFY)
+MIGRATIONS: list[str] = [_M1_METRICS, _M2_ALERTS, _M3_NOTIFY, _M4_PROPOSALS, _M5_EXPERIMENTS]
 
 
 class SchemaTooNew(RuntimeError):
