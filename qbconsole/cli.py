@@ -87,6 +87,8 @@ def setup_logging(verbose: bool, logfile: Path | None = None) -> None:
         logging.basicConfig(level=level, format=fmt, stream=os.fdopen(fd, "a", encoding="utf-8"))
     else:
         logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    # httpx logs every request at INFO: the collectors make one per scrape.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 # ---- commands ---------------------------------------------------------------
@@ -105,13 +107,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     from qbconsole.tui.app import QBConsoleApp
 
     agent = Agent(store, path, config=config)
-    app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme)
+    app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme,
+                       operator=args.operator)
     try:
         app.run()
     finally:
         agent.stop()
         store.close()
     return app.return_code or 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The QuickBid demo platform under load, watched by the console (or headless)."""
+    import threading
+
+    from qbconsole.agent import Agent
+    from qbconsole.demo.run import Demo, run_headless, wait_for_ingest
+
+    if not args.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("the console needs a terminal; use `qbconsole demo --headless --duration 60`")
+    args.db = str(db_path(args) if (args.db or os.environ.get("QBCONSOLE_DB")) else Path("qbconsole-demo.db"))
+    demo = Demo(Path(args.db), args.scenario)
+    if args.headless:
+        setup_logging(args.verbose)
+    else:
+        setup_logging(args.verbose, logfile=Path(args.db + ".log"))
+    stop = threading.Event()
+    store = agent = None
+    try:
+        try:
+            demo.start()
+        except RuntimeError as err:
+            raise UserError(f"the demo platform did not start: {err} (see {demo.dir}/platform.log)") from None
+        config = load_rules(demo.rules_path)
+        store = open_store(args, config)
+        agent = Agent(store, demo.rules_path, config=config)
+        if args.headless:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            logging.getLogger("qbconsole.demo").info(
+                "demo running for %gs: store %s, rules %s", args.duration, args.db, demo.rules_path)
+            run_headless(demo, agent, args.duration, stop)
+            return 0
+        from qbconsole.tui.app import QBConsoleApp
+
+        def load_when_ingest_is_up() -> None:
+            if wait_for_ingest(demo.ingest_port, 30) and not stop.is_set():
+                demo.start_load()
+
+        threading.Thread(target=load_when_ingest_is_up, name="qbconsole-demo-load", daemon=True).start()
+        app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme)
+        app.run()
+        return app.return_code or 0
+    finally:
+        stop.set()
+        if agent is not None:
+            agent.stop()
+        demo.stop()
+        if store is not None:
+            store.close()
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -230,12 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=f"store file (default $QBCONSOLE_DB or ./{DEFAULT_DB})")
     p.add_argument("--rules", help="rules file (default $QBCONSOLE_RULES, ./rules.yaml, or the built-in defaults)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--operator", help="name recorded as who acknowledged or silenced (default: the OS/SSH user)")
     p.set_defaults(func=cmd_run, theme=None)
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     run = sub.add_parser("run", help="open the console (the default)")
     run.add_argument("--theme", help="theme name (dark, light, high-contrast, ...)")
+    run.add_argument("--operator", default=argparse.SUPPRESS, help="as the global --operator")
     run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the QuickBid demo platform under load and watch it")
+    demo.add_argument("--scenario", choices=("steady", "launch", "incident"), default="launch",
+                      help="launch (default) ramps traffic until the workers saturate; incident adds "
+                           "an error burst and a slow database; steady is calm")
+    demo.add_argument("--headless", action="store_true", help="no console: run the agent and exit after --duration")
+    demo.add_argument("--duration", type=float, default=600.0, metavar="SECONDS",
+                      help="how long a headless demo runs (default 600)")
+    demo.add_argument("--theme", help="theme name")
+    demo.set_defaults(func=cmd_demo)
 
     agent = sub.add_parser("agent", help="run collectors headless (one per store holds the lease)")
     agent.add_argument("--heartbeat", type=float, default=2.0, metavar="SECONDS",
