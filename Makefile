@@ -14,14 +14,24 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/qbconsole
+	$(BIN)/qbconsole demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
-# Debian packages the integration tests need (installed only when missing).
+# Debian packages the tests need, installed only when missing: promtool (from
+# prometheus) checks our rule semantics against Prometheus's; prometheus and
+# prometheus-alertmanager run in the integration tests; tmux drives the console.
+DEB_PACKAGES = prometheus prometheus-alertmanager tmux
 system-deps:
-	@command -v tmux >/dev/null || { apt-get update -q && apt-get install -y -q tmux; }
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
