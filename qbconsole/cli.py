@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_alerts(sub, rules_sub)
 
+    from qbconsole.cli_actions import register as register_actions
+
+    register_actions(sub)
+
     metrics = sub.add_parser("metrics", help="read metrics from the store")
     metrics_sub = metrics.add_subparsers(title="metrics commands", metavar="COMMAND", required=True)
     mlist = metrics_sub.add_parser("list", help="metric names with series count, unit and description")

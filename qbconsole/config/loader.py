@@ -22,14 +22,14 @@ SECTIONS: dict[str, Callable[[Document, Node], object]] = {
     "channels": rules.read_channels,
     "routes": rules.read_routes,
     "inhibit_rules": rules.read_inhibit_rules,
-    "optimizations": rules.read_list_section("optimizations"),
+    "optimizations": rules.read_optimizations,
     "slos": rules.read_slos,
     "experiments": rules.read_list_section("experiments"),
     "datasource": rules.read_mapping_section("datasource"),
 }
 
 # Sections checked and kept but not acted on yet; each capability removes its own.
-NOT_USED_YET = frozenset({"optimizations", "slos", "experiments", "datasource"})
+NOT_USED_YET = frozenset({"slos", "experiments", "datasource"})
 
 
 def parse(text: str, filename: str, env: Mapping[str, str]) -> tuple[Config | None, list[Diagnostic], list[Diagnostic]]:
@@ -54,6 +54,7 @@ def _read_root(doc: Document, root: Node | None) -> Config:
         return Config(file=doc.filename)
     values: dict[str, object] = {}
     routes_node: Node | None = None
+    optimizations_node: Node | None = None
     for key, value in root.value:
         if not (isinstance(key, ScalarNode) and key.tag == schema.STR_TAG):
             doc.error(key, f"expected a section name, got {schema.kind_of(doc, key)}")
@@ -67,10 +68,16 @@ def _read_root(doc: Document, root: Node | None) -> Config:
         values[key.value] = SECTIONS[key.value](doc, value)
         if key.value == "routes":
             routes_node = value
+        if key.value == "optimizations":
+            optimizations_node = value
         if key.value in NOT_USED_YET and values[key.value]:
             doc.notice(key, f"section {key.value!r} is accepted but not used yet")
     if routes_node is not None and not doc.errors:
         rules.check_route_channels(doc, routes_node, values.get("channels"))  # type: ignore[arg-type]
+    if optimizations_node is not None and not doc.errors:
+        alerts = {r.get("alert") or r.get("name") for r in values.get("alert_rules") or []}  # type: ignore[union-attr]
+        alerts |= {r.get("alert") for g in values.get("groups") or [] for r in g.get("rules") or []}  # type: ignore[union-attr]
+        rules.check_optimization_alerts(doc, optimizations_node, {a for a in alerts if a})
     notices = tuple(str(n) for n in doc.notices)
     return Config(file=doc.filename, notices=notices, **values)
 

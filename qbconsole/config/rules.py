@@ -189,6 +189,55 @@ def check_route_channels(doc: Document, routes_node: Node, channels: list[dict[s
             doc.error(child, str(err))
 
 
+def read_optimizations(doc: Document, node: Node) -> list[dict[str, Any]]:
+    """Optimization rules, checked by qbconsole.actions (which runs them), each problem at its node."""
+    from qbconsole.actions.model import check_rule  # the action engine owns the rule schema
+
+    def item(doc: Document, child: Node) -> None:
+        if not isinstance(child, MappingNode):
+            raise s.expected("a mapping for each optimization rule", doc, child)
+        for problem in check_rule(s.to_python(doc, child)):
+            where = _node_at(child, problem.path, problem.at_key)
+            if problem.syntax is not None and isinstance(where, ScalarNode):
+                doc.error(_expr_mark(where, problem.syntax), problem.message)
+            else:
+                doc.error(where, problem.message)
+
+    rules = _each(doc, node, "optimization rules", item)
+    _check_unique(doc, node, "name", "optimization rule name")
+    return rules
+
+
+def check_optimization_alerts(doc: Document, node: Node, alert_names: set[str]) -> None:
+    """A notice for each alert an optimization rule links to that no alert rule of the file defines
+    (a typo, or an alert that arrives from elsewhere, such as Alertmanager)."""
+    for item in node.value if isinstance(node, SequenceNode) else ():
+        value = _value_node(item, "alert")
+        refs = value.value if isinstance(value, SequenceNode) else [value] if value is not None else []
+        for ref in refs:
+            if isinstance(ref, ScalarNode) and ref.value not in alert_names:
+                doc.notice(ref, f"alert {doc.shown(ref)} is not an alert rule of this file"
+                                f"{s.did_you_mean(ref.value, alert_names)}; the rule proposes only while "
+                                "an alert of that name is firing")
+
+
+def _node_at(node: Node, path: tuple, at_key: bool) -> Node:
+    """The node a problem's path names (the deepest one present), or its key."""
+    for step in path:
+        if isinstance(node, MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == step), None)
+            if pair is None:
+                return node
+            if at_key and step == path[-1]:
+                return pair[0]
+            node = pair[1]
+        elif isinstance(node, SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            return node
+    return node
+
+
 def read_list_section(what: str):
     """A section not specified yet: a list of mappings, kept as written."""
     def read(doc: Document, node: Node) -> list[dict[str, Any]]:
