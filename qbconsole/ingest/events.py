@@ -12,6 +12,14 @@ error rather than silently lost):
 * ``rum`` ``task``: ``task``, ``completed`` (bool) -> ``rum_task_completed{task}`` (1/0)
 * ``security``: ``kind``, optional ``source_ip`` -> one count on ``security_events_total{kind}``
 * ``metric``: ``name``, optional ``labels``, ``value`` -> ``name{labels}``
+* ``exposure``: ``experiment``, ``user``, optional ``variant`` (must be the user's
+  assigned one) -> the user's first exposure (later ones are no-ops)
+* ``experiment_event``: ``experiment``, ``user``, ``event``, optional ``value``
+  -> one experiment event (it counts only if the user was exposed at or before it)
+
+The experiment types become :class:`ExperimentItem` and are checked against the
+store when the batch is written (unknown experiment: 400; not running: 409), in
+the same transaction as the rest of the batch (:mod:`qbconsole.ingest.experiments`).
 
 Every type takes an optional ``ts`` (integer ms UTC, within the last 24 h and
 at most 5 min ahead). Numbers are JSON numbers: strings and booleans are refused.
@@ -24,6 +32,7 @@ import math
 import re
 from typing import Any, Mapping, NamedTuple
 
+from qbconsole.experiments.model import EVENT_NAME, EXPERIMENT_NAME, USER_ID, VARIANT_NAME
 from qbconsole.ingest.errors import Rejected
 
 MAX_AGE_MS = 24 * 3600 * 1000
@@ -33,7 +42,7 @@ MAX_SESSION_SECONDS = 7 * 86400.0
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 1024
 SECURITY_METRIC = "security_events_total"
-NOT_YET = ("exposure", "experiment_event")  # settled by the A/B issue
+MAX_EVENT_VALUE = 1e12  # an experiment event value beyond this is a bug, not an amount
 
 METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # colons are for recording rules
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -60,6 +69,19 @@ class Item(NamedTuple):
     value: float
     ts: int | None
     count: bool = False
+
+
+class ExperimentItem(NamedTuple):
+    """An exposure (``event`` None) or an experiment event; ``index`` is its place in the batch."""
+
+    type: str
+    experiment: str
+    user: str
+    event: str | None
+    value: float | None
+    ts: int | None
+    index: int
+    variant: str | None = None
 
 
 class _Event:
@@ -102,6 +124,14 @@ class _Event:
             raise self.fail(field, f"{field} must be between {low} and {high}, got {value}")
         return value
 
+    def text(self, field: str, pattern: re.Pattern[str], what: str) -> str:
+        value = self.get(field)
+        if not isinstance(value, str):
+            raise self.fail(field, f"{field} must be a string, got {_json_kind(value)}")
+        if not pattern.fullmatch(value):
+            raise self.fail(field, f"{field} {value[:64]!r} is not {what}")
+        return value
+
     def boolean(self, field: str) -> bool:
         value = self.get(field)
         if not isinstance(value, bool):
@@ -141,7 +171,7 @@ def _json_kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
-def validate_event(event: Any, index: int, now_ms: int) -> list[Item]:
+def validate_event(event: Any, index: int, now_ms: int) -> list[Item | ExperimentItem]:
     """What one event stores; Rejected(400) naming index and field if anything is wrong."""
     e = _Event(event, index)
     kind = e.get("type")
@@ -151,15 +181,16 @@ def validate_event(event: Any, index: int, now_ms: int) -> list[Item]:
         return _security(e, now_ms)
     if kind == "metric":
         return _metric(e, now_ms)
-    if kind in NOT_YET:
-        raise e.fail("type", f"event type {kind!r} is not supported yet")
+    if kind in ("exposure", "experiment_event"):
+        return [_experiment(e, kind, index, now_ms)]
     shown = repr(kind) if isinstance(kind, str) else _json_kind(kind)
-    raise e.fail("type", f"unknown event type {shown} (expected rum, security or metric)")
+    raise e.fail("type", f"unknown event type {shown} (expected rum, security, metric, exposure or "
+                         "experiment_event)")
 
 
-def validate_events(events: list[Any], now_ms: int) -> list[Item]:
+def validate_events(events: list[Any], now_ms: int) -> list[Item | ExperimentItem]:
     """Every event checked before any is kept: all items, or Rejected for the first bad event."""
-    items: list[Item] = []
+    items: list[Item | ExperimentItem] = []
     for index, event in enumerate(events):
         items.extend(validate_event(event, index, now_ms))
     return items
@@ -221,6 +252,22 @@ def _metric(e: _Event, now_ms: int) -> list[Item]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise e.fail("value", f"value must be a finite number, got {_json_kind(value)}")
     return [Item("metric", name, labels, float(value), e.ts(now_ms))]
+
+
+def _experiment(e: _Event, kind: str, index: int, now_ms: int) -> ExperimentItem:
+    if kind == "exposure":
+        e.only(COMMON_FIELDS | {"experiment", "user", "variant"})
+    else:
+        e.only(COMMON_FIELDS | {"experiment", "user", "event", "value"})
+    experiment = e.text("experiment", EXPERIMENT_NAME, "an experiment name")
+    user = e.text("user", USER_ID, "a user id (1 to 256 characters, no control characters)")
+    ts = e.ts(now_ms)
+    if kind == "exposure":
+        variant = e.text("variant", VARIANT_NAME, "a variant name") if e.has("variant") else None
+        return ExperimentItem(kind, experiment, user, None, None, ts, index, variant)
+    event = e.text("event", EVENT_NAME, "an event name (lower-case letters, digits and '_')")
+    value = e.number("value", -MAX_EVENT_VALUE, MAX_EVENT_VALUE) if e.has("value") else None
+    return ExperimentItem(kind, experiment, user, event, value, ts, index)
 
 
 def _labels(e: _Event, raw: Any) -> dict[str, str]:

@@ -12,6 +12,10 @@ the cumulative count per kind, continuing from the store's latest value when it
 starts, so the series only grows across restarts. A batch writes each touched
 kind's new total once, at the receive time (after that kind's previous sample).
 The count only advances once the write has committed.
+
+Experiments. A batch with exposures or experiment events is written as one
+transaction holding its samples and its experiment rows, so a refusal of any
+of them (unknown experiment, not running) stores nothing of the batch.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import time
 from typing import Callable
 
 from qbconsole.ingest.errors import Rejected
-from qbconsole.ingest.events import SECURITY_METRIC, Item
+from qbconsole.ingest import experiments
+from qbconsole.ingest.events import SECURITY_METRIC, ExperimentItem, Item
 from qbconsole.model import Sample
 from qbconsole.store import Store
+from qbconsole.store.writer import SeriesIds, insert_samples
 
 MAX_SECURITY_KINDS = 64  # distinct kinds kept as series; more are refused
 MAX_REMEMBERED = 10_000  # series whose last receive-time stamp is remembered
@@ -67,7 +73,7 @@ class Recorder:
         with self._lock:
             return dict(self._security)
 
-    def record(self, items: list[Item]) -> int:
+    def record(self, items: list[Item | ExperimentItem]) -> int:
         """Write the batch in one transaction; returns the number of samples written."""
         with self._lock:
             now = self.clock_ms()
@@ -75,7 +81,10 @@ class Recorder:
             samples: list[Sample] = []
             used: set[tuple] = set()
             remembered: dict[tuple, int] = {}
+            trial = [item for item in items if isinstance(item, ExperimentItem)]
             for item in items:
+                if isinstance(item, ExperimentItem):
+                    continue
                 if item.count:
                     kind = item.labels["kind"]
                     increments[kind] = increments.get(kind, 0) + 1
@@ -97,11 +106,19 @@ class Recorder:
             totals = {k: self._security.get(k, 0.0) + n for k, n in increments.items()}
             stamps = {k: max(now, self._security_ts.get(k, now - 1) + 1) for k in increments}
             samples += [Sample(SECURITY_METRIC, {"kind": k}, stamps[k], totals[k]) for k in sorted(totals)]
-            written = self.store.write(samples)
+            if trial:
+                written = self.store.transaction(lambda conn: self._write_with_experiments(conn, samples, trial, now))
+            else:
+                written = self.store.write(samples)
             self._security.update(totals)
             self._security_ts.update(stamps)
             self._remember(remembered, now)
             return written
+
+    @staticmethod
+    def _write_with_experiments(conn, samples: list[Sample], trial: list[ExperimentItem], now: int) -> int:
+        experiments.record_items(conn, trial, now)  # Rejected rolls the whole batch back
+        return insert_samples(conn, SeriesIds(), samples) if samples else 0
 
     def _remember(self, remembered: dict[tuple, int], now: int) -> None:
         self._last_receive_ts.update(remembered)

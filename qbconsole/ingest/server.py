@@ -1,4 +1,4 @@
-"""The HTTP ingest endpoint: ``POST /v1/events`` and ``GET /healthz`` on a thread of its own.
+"""The HTTP ingest endpoint: ``POST /v1/events``, ``POST /v1/assign`` and ``GET /healthz`` on a thread of its own.
 
 A request is checked in this order, each failure answered with a JSON body
 ``{"error": ..., "index": ..., "field": ...}`` and nothing stored: path (404),
@@ -6,7 +6,9 @@ per-client rate (429 with Retry-After), ``Authorization: Bearer`` token (401
 when missing, 403 when wrong), content type (415), body size (413; at most
 ``max_body`` bytes are ever read, chunked bodies included), UTF-8 and JSON
 (400), then every event (400). A good batch is one store transaction and is
-answered ``202 {"accepted": N}`` (N events). Nothing a client sends can put a
+answered ``202 {"accepted": N}`` (N events). ``/v1/assign`` goes through the
+same checks and answers ``200`` with the user's variant (see
+:mod:`qbconsole.ingest.experiments`: 404 unknown experiment, 409 not running). Nothing a client sends can put a
 traceback on the wire or on stderr; the server's own failures are logged as
 one line and answered 500/503.
 """
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 from qbconsole.ingest.body import check_content_type, decode_events
 from qbconsole.ingest.errors import Rejected
 from qbconsole.ingest.events import validate_events
+from qbconsole.ingest.experiments import ASSIGN_PATH, assign_user
 from qbconsole.ingest.ratelimit import RateLimiter
 from qbconsole.ingest.recorder import Recorder
 from qbconsole.store import Store, StoreClosed
@@ -117,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == HEALTH_PATH:
             self._send(200, {"status": "ok"})
-        elif path == EVENTS_PATH:
+        elif path in (EVENTS_PATH, ASSIGN_PATH):
             self._send(405, {"error": "use POST", "index": None, "field": None}, {"Allow": "POST"})
         else:
             self._send(404, {"error": "not found", "index": None, "field": None})
@@ -131,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         ingest = self.server.ingest
         self._body_read = False
         try:
-            accepted = self._accept(ingest)
+            status, answer = self._accept(ingest)
         except Rejected as exc:
             ingest.count_rejected(exc.reason)
             self._send(exc.status, exc.body(), exc.headers, close=self.close_connection)
@@ -143,11 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
             log.error("ingest: request failed: %s", error_line(exc))
             self._send(500, {"error": "internal error", "index": None, "field": None}, close=True)
         else:
-            self._send(202, {"accepted": accepted})
+            self._send(status, answer)
 
-    def _accept(self, ingest: "IngestServer") -> int:
-        """The number of events stored, or Rejected."""
-        if urlsplit(self.path).path != EVENTS_PATH:
+    def _accept(self, ingest: "IngestServer") -> tuple[int, dict]:
+        """(status, answer) of a request that was served, or Rejected."""
+        path = urlsplit(self.path).path
+        if path not in (EVENTS_PATH, ASSIGN_PATH):
             self.close_connection = True
             raise Rejected(404, "not found", reason="not_found")
         wait = ingest.limiter.take(self.client_address[0])
@@ -159,10 +163,14 @@ class _Handler(BaseHTTPRequestHandler):
         kind = self._content_type()
         raw = self._read_body(ingest.max_body)
         events = decode_events(raw, kind)
+        if path == ASSIGN_PATH:
+            answer = assign_user(ingest.store, events, ingest.recorder.clock_ms())
+            ingest.count_accepted([{"type": "assign"}])
+            return 200, answer
         items = validate_events(events, ingest.recorder.clock_ms())
         ingest.recorder.record(items)
         ingest.count_accepted(events)
-        return len(events)
+        return 202, {"accepted": len(events)}
 
     # ---- checks ------------------------------------------------------------------
     def _authorize(self, token: bytes) -> None:
