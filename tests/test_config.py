@@ -160,12 +160,12 @@ def test_substituted_text_stays_text_where_a_string_is_expected():
           - kind: http
             url: http://127.0.0.1:1/
             body: ${PIN}
-        experiments:
-          - pin: ${PIN}
-            on: ${PIN}
+        datasource:
+          pin: ${PIN}
+          on: ${PIN}
     """, env={"PIN": "007"})
     assert config.source("http").options["body"] == "007"
-    assert config.experiments == [{"pin": "007", "on": "007"}]  # keys stay text too
+    assert config.datasource == {"pin": "007", "on": "007"}  # keys stay text too
 
 
 def test_substituted_values_never_show_in_reprs():

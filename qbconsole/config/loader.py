@@ -24,12 +24,12 @@ SECTIONS: dict[str, Callable[[Document, Node], object]] = {
     "inhibit_rules": rules.read_inhibit_rules,
     "optimizations": rules.read_optimizations,
     "slos": rules.read_slos,
-    "experiments": rules.read_list_section("experiments"),
+    "experiments": rules.read_experiments,
     "datasource": rules.read_mapping_section("datasource"),
 }
 
 # Sections checked and kept but not acted on yet; each capability removes its own.
-NOT_USED_YET = frozenset({"slos", "experiments", "datasource"})
+NOT_USED_YET = frozenset({"slos", "datasource"})
 
 
 def parse(text: str, filename: str, env: Mapping[str, str]) -> tuple[Config | None, list[Diagnostic], list[Diagnostic]]:

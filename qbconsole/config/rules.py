@@ -208,6 +208,64 @@ def read_optimizations(doc: Document, node: Node) -> list[dict[str, Any]]:
     return rules
 
 
+def read_experiments(doc: Document, node: Node) -> list[dict[str, Any]]:
+    """A/B experiments, each key checked at its node by qbconsole.experiments.model (which owns the schema)."""
+    from qbconsole.experiments import model as m
+
+    def owned(parse):  # the model's ExperimentError, reported at the node being read
+        def read(doc: Document, node: Node) -> Any:
+            try:
+                return parse(doc, node)
+            except m.ExperimentError as err:
+                raise s.Invalid(str(err)) from None
+        return read
+
+    def metrics(doc: Document, node: Node) -> dict[str, str]:
+        if not isinstance(node, MappingNode) or not node.value:
+            raise s.Invalid("expected a mapping of metrics such as {conversion: purchase, revenue: purchase.value}")
+        for key, value in node.value:
+            try:
+                m.parse_metric(key.value, "event")  # the name, reported at the key
+                m.parse_metric(key.value, s.string(doc, value))
+            except (m.ExperimentError, s.Invalid) as err:
+                doc.error(key if str(err).startswith("invalid metric name") else value,
+                          f"metrics: {getattr(err, 'message', err)}")
+        return {}
+
+    fields = {
+        "name": owned(lambda d, n: m.check_name(s.string(d, n))), "description": s.string,
+        "variants": owned(lambda d, n: m.parse_variants(s.list_of(s.string, "variant names")(d, n))),
+        "split": s.list_of(s.positive(s.number), "split weights"), "metrics": metrics,
+        "duration": s.positive(s.duration), "start": s.boolean, "sequential": s.boolean,
+        "mde": owned(lambda d, n: m.parse_mde(s.to_python(d, n))), "seed": s.nonempty_string,
+        "alpha": _alpha, "min_users": _min_users,
+    }
+
+    def item(doc: Document, child: Node) -> None:
+        f = s.read_mapping(doc, child, "experiment", fields, required=("name", "variants", "metrics"))
+        if f is not None and f.valid("variants") and f.valid("split") and len(f.get("split")) != len(f.get("variants")):
+            doc.error(f.nodes["split"], f"split has {len(f.get('split'))} weights but there are "
+                                        f"{len(f.get('variants'))} variants")
+
+    result = _each(doc, node, "experiments", item)
+    _check_unique(doc, node, "name", "experiment name")
+    return result
+
+
+def _alpha(doc: Document, node: Node) -> float:
+    value = s.number(doc, node)
+    if not 0 < value <= 0.5:
+        raise s.Invalid(f"must be in (0, 0.5], got {value:g}")
+    return value
+
+
+def _min_users(doc: Document, node: Node) -> int:
+    value = s.integer(doc, node)
+    if value < 2:
+        raise s.Invalid(f"must be at least 2, got {value}")
+    return value
+
+
 def check_optimization_alerts(doc: Document, node: Node, alert_names: set[str]) -> None:
     """A notice for each alert an optimization rule links to that no alert rule of the file defines
     (a typo, or an alert that arrives from elsewhere, such as Alertmanager)."""
