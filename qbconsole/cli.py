@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_alerts(sub, rules_sub)
 
+    from qbconsole.cli_ab import register as register_ab
+
+    register_ab(sub)
+
     from qbconsole.cli_actions import register as register_actions
 
     register_actions(sub)
