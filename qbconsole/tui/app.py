@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import signal
 import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -19,13 +21,20 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from qbconsole.store import Store
+from qbconsole.store.alerts import AlertRow, acknowledge, add_silence
+from qbconsole.tui.alertfmt import alert_expressions
 from qbconsole.tui.data import Snapshot, failed_snapshot, read_snapshot
+from qbconsole.tui.modals.ack import AckModal, AckRequest
+from qbconsole.tui.modals.silence import SilenceModal, SilenceRequest
+from qbconsole.tui.screens.alert_detail import AlertDetailScreen
+from qbconsole.tui.screens.alerts import AlertsScreen
 from qbconsole.tui.screens.help import HelpScreen, key_rows
 from qbconsole.tui.screens.overview import OverviewScreen
 from qbconsole.tui.screens.placeholder import PlaceholderScreen
 from qbconsole.tui.screens.sources import SourcesScreen
-from qbconsole.tui.sections import SECTIONS
+from qbconsole.tui.sections import BY_MODE, SECTIONS
 from qbconsole.tui.settings import default_settings_path, load_settings, save_settings
+from qbconsole.tui.timefmt import clock
 from qbconsole.tui.themes import APP_CSS_PATH, DEFAULT_THEME, PACKAGE_THEME_DIR, load_themes
 
 SECTION_KEYS = Binding.Group("Sections", compact=True)
@@ -40,16 +49,32 @@ class SnapshotReady(Message):
         self.snapshot = snapshot
 
 
+class OperatorWriteDone(Message):
+    """Posted by an operator-write worker: what happened, and whether it was refused."""
+
+    def __init__(self, text: str, refused: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.refused = refused
+
+
+def default_operator() -> str:
+    """The OS (or SSH) user, as ``qbconsole alerts ack`` records it."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return str(os.getuid())
+
+
+SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "sources": SourcesScreen}
+
+
 class QBConsoleApp(App):
     """The QuickBid launch console. The UI thread never touches the store; the poll worker does."""
 
     TITLE = "qbconsole"
     CSS_PATH = APP_CSS_PATH
-    MODES = {
-        s.mode: (OverviewScreen if s.mode == "overview" else SourcesScreen if s.mode == "sources"
-                 else partial(PlaceholderScreen, s.mode))
-        for s in SECTIONS
-    }
+    MODES = {s.mode: SECTION_SCREENS.get(s.mode) or partial(PlaceholderScreen, s.mode) for s in SECTIONS}
     DEFAULT_MODE = "overview"
     BINDINGS = [
         *(Binding(s.key, f"section('{s.mode}')", s.title, group=SECTION_KEYS, tooltip=f"Go to {s.title}",
@@ -63,9 +88,16 @@ class QBConsoleApp(App):
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, refresh: float = 1.0,
                  agent: object | None = None, settings_path: Path | None = None,
-                 theme: str | None = None) -> None:
+                 theme: str | None = None, operator: str | None = None,
+                 alert_exprs: Mapping[str, str] | None = None) -> None:
+        """``operator`` is recorded as who acknowledged or silenced (default: the OS user);
+        ``alert_exprs`` maps alert rule names to expressions (default: the agent's config)."""
         super().__init__()
         self.store = store
+        self.operator = operator or default_operator()
+        self._alert_exprs = dict(alert_exprs) if alert_exprs is not None else None
+        self._exprs_of: tuple[object, dict[str, str]] = (None, {})
+        self.detail_alert_id: int | None = None
         self.clock = clock
         self.refresh_s = max(0.05, float(refresh))
         self.agent = agent
@@ -135,7 +167,7 @@ class QBConsoleApp(App):
         while not worker.is_cancelled and not self._stopping.is_set():
             now_ms = int(self.clock() * 1000)
             try:
-                snapshot = good = read_snapshot(self.store, now_ms)
+                snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id)
             except Exception as exc:  # any read failure is shown in the status line
                 snapshot = failed_snapshot(good, now_ms, exc)
             self.post_message(SnapshotReady(snapshot))
@@ -152,6 +184,79 @@ class QBConsoleApp(App):
             error = event.worker.error
             self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name} failed",
                         severity="error", timeout=15)
+
+    def poll_now(self) -> None:
+        """Read the store again without waiting for the next refresh."""
+        self._wake.set()
+
+    # ---- alerts: expressions, detail, operator writes --------------------------
+    def alert_expressions(self) -> dict[str, str]:
+        """Alert rule name -> expression: as given, else from the agent's (reloaded) config."""
+        if self._alert_exprs is not None:
+            return self._alert_exprs
+        config = getattr(self.agent, "config", None)
+        if self._exprs_of[0] is not config:
+            self._exprs_of = (config, alert_expressions(config))
+        return self._exprs_of[1]
+
+    def open_alert_detail(self, alert_id: int) -> None:
+        self.push_screen(AlertDetailScreen(alert_id))
+
+    def watch_detail(self, alert_id: int | None) -> None:
+        """Have the poll worker read this alert's detail (None: no detail is shown)."""
+        if alert_id != self.detail_alert_id:
+            self.detail_alert_id = alert_id
+            if alert_id is not None:
+                self.poll_now()
+
+    def ask_acknowledge(self, alert: AlertRow) -> None:
+        if alert.state not in ("pending", "firing"):
+            self.notify(f"{alert.rule} (#{alert.id}) is {alert.state}; only active alerts can be acknowledged.",
+                        title="Not acknowledged", severity="error")
+            return
+        self.push_screen(AckModal(alert), self._acknowledge)
+
+    def ask_silence(self, alert: AlertRow, feed: Sequence[AlertRow] = ()) -> None:
+        self.push_screen(SilenceModal(alert, feed), self._silence)
+
+    def _acknowledge(self, request: AckRequest | None) -> None:
+        if request is not None:
+            self._write_ack(request)
+
+    def _silence(self, request: SilenceRequest | None) -> None:
+        if request is not None:
+            self._write_silence(request)
+
+    @work(thread=True, group="operator", name="acknowledge", exit_on_error=False)
+    def _write_ack(self, request: AckRequest) -> None:
+        now, who = int(self.clock() * 1000), self.operator
+        try:
+            alert = self.store.transaction(
+                lambda conn: acknowledge(conn, request.alert_id, who, now, request.comment, request.timeout_ms))
+        except ValueError as err:
+            self.post_message(OperatorWriteDone(str(err), refused=True))
+            return
+        self.post_message(OperatorWriteDone(f"Acknowledged {alert.rule} (#{alert.id}) as {who}."))
+
+    @work(thread=True, group="operator", name="silence", exit_on_error=False)
+    def _write_silence(self, request: SilenceRequest) -> None:
+        now, who = int(self.clock() * 1000), self.operator
+        try:
+            silence_id = self.store.transaction(lambda conn: add_silence(
+                conn, request.matchers, now, now + request.duration_ms, who, request.comment, now))
+        except ValueError as err:
+            self.post_message(OperatorWriteDone(str(err), refused=True))
+            return
+        self.post_message(OperatorWriteDone(
+            f"Silence {silence_id} by {who} until {clock(now + request.duration_ms)}: "
+            + " ".join(str(m) for m in request.matchers)))
+
+    def on_operator_write_done(self, message: OperatorWriteDone) -> None:
+        if message.refused:
+            self.notify(message.text, title="Refused by the store", severity="error", timeout=10)
+        else:
+            self.notify(message.text, timeout=5)
+        self.poll_now()
 
     # ---- themes and settings ---------------------------------------------------
     def action_cycle_theme(self) -> None:
@@ -186,6 +291,17 @@ class QBConsoleApp(App):
     def _binding_list(self) -> list[Binding]:
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
 
+    @staticmethod
+    def _screen_commands(screen: Screen) -> Iterable[SystemCommand]:
+        """The section's own keys (acknowledge, silence, filter ...) by name, for the palette."""
+        section = BY_MODE.get(getattr(screen, "MODE", ""))
+        where = f" ({section.title})" if section else ""
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                key = binding.key_display or binding.key
+                yield SystemCommand(f"{binding.description}{where}", f"{key} · {binding.tooltip or binding.description}",
+                                    partial(screen.run_action, binding.action))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for section in SECTIONS:
             yield SystemCommand(f"Go to {section.title}", f"{section.key} · {section.summary}",
@@ -194,5 +310,6 @@ class QBConsoleApp(App):
         for name in self.cycle_names:
             yield SystemCommand(f"Use theme {name}", "remembered for the next start",
                                 partial(setattr, self, "theme", name))
+        yield from self._screen_commands(screen)
         yield SystemCommand("Help: keys", "? · every key and what it does", self.action_help)
         yield from super().get_system_commands(screen)

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
+from qbconsole.notify.outbox import Backlog, OutboxRow, backlog, notifications_for_alert
 from qbconsole.store import LeaseInfo, SourceStatus, Store
+from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 
 WINDOW_MS = 15 * 60 * 1000
 """How much history the Overview charts show."""
@@ -50,6 +52,15 @@ class MetricWindow:
 
 
 @dataclass(frozen=True)
+class AlertDetail:
+    """One alert with its state history and every notification that carried it."""
+
+    alert: AlertRow
+    events: tuple[AlertEvent, ...] = ()
+    notifications: tuple[OutboxRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the screens show, as of ``now_ms``; ``error`` is set when the last read failed."""
 
@@ -63,11 +74,25 @@ class Snapshot:
     disk: MetricWindow = field(default_factory=lambda: MetricWindow(DISK))
     net_rx: MetricWindow = field(default_factory=lambda: MetricWindow(NET_RX))
     net_tx: MetricWindow = field(default_factory=lambda: MetricWindow(NET_TX))
+    alerts: tuple[AlertRow, ...] = ()
+    """Active alerts and those resolved in the last 15 minutes, in the store's feed order."""
+    silences: tuple[Silence, ...] = ()
+    """Silences active at ``now_ms``."""
+    backlog: Backlog | None = None
+    """The notification outbox: pending, oldest pending, failed."""
+    detail_id: int | None = None
+    """The alert whose detail was asked for (the detail screen's), if any."""
+    detail: AlertDetail | None = None
+    """That alert's detail; None when none was asked for or it no longer exists."""
     error: str | None = None
 
     @property
     def sources_down(self) -> tuple[SourceStatus, ...]:
         return tuple(s for s in self.sources if not s.up)
+
+    def silenced(self, alert: AlertRow) -> bool:
+        """Whether an active silence matches the alert's labels."""
+        return any(s.matches(alert.labels) for s in self.silences)
 
 
 def _finite(points: Iterable[tuple[int, float]]) -> Points:
@@ -131,9 +156,24 @@ def summed_rate(store: Store, name: str, start: int, end: int) -> MetricWindow:
     return MetricWindow(name, tuple((stamps[k], buckets[k]) for k in sorted(buckets)))
 
 
-def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS) -> Snapshot:
-    """Read everything the screens need; exceptions propagate (the caller reports them)."""
+def read_detail(store: Store, alert_id: int) -> AlertDetail | None:
+    """An alert, its events and its notifications (three indexed queries; only while a detail is open)."""
+    conn = store.read()
+    alert = get_alert(conn, alert_id)
+    if alert is None:
+        return None
+    return AlertDetail(alert, tuple(events(conn, alert_id)), tuple(notifications_for_alert(conn, alert_id)))
+
+
+def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
+                  detail_id: int | None = None) -> Snapshot:
+    """Read everything the screens need; exceptions propagate (the caller reports them).
+
+    Alerts cost one query, active silences one (a small table) and the outbox backlog two
+    indexed counts; ``detail_id`` adds the detail of one alert.
+    """
     start = now_ms - window_ms
+    conn = store.read()
     return Snapshot(
         now_ms=now_ms,
         read_ms=now_ms,
@@ -144,6 +184,11 @@ def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS) -> Snap
         disk=_fullest(store, DISK, start, now_ms, "mount"),
         net_rx=summed_rate(store, NET_RX, start, now_ms),
         net_tx=summed_rate(store, NET_TX, start, now_ms),
+        alerts=tuple(current_alerts(conn, now_ms)),
+        silences=tuple(silences(conn, now_ms)),
+        backlog=backlog(conn),
+        detail_id=detail_id,
+        detail=read_detail(store, detail_id) if detail_id is not None else None,
     )
 
 

@@ -1,0 +1,1 @@
+"""Small dialogs the sections open: acknowledge and silence an alert."""
