@@ -275,8 +275,8 @@ def check_optimization_alerts(doc: Document, node: Node, alert_names: set[str]) 
         for ref in refs:
             if isinstance(ref, ScalarNode) and ref.value not in alert_names:
                 doc.notice(ref, f"alert {doc.shown(ref)} is not an alert rule of this file"
-                                f"{s.did_you_mean(ref.value, alert_names)}; the rule proposes only while "
-                                "an alert of that name is firing")
+                                f"{s.did_you_mean(ref.value, alert_names)} (the rule proposes only while "
+                                "an alert of that name is firing)")
 
 
 def _node_at(node: Node, path: tuple, at_key: bool) -> Node:

@@ -16,6 +16,10 @@ Every step is also an audit_log row (append-only, see migration 2). At most
 one proposal per rule and target is open (proposed, approved or executing) at
 a time; state changes are conditional UPDATEs (``... WHERE id = ? AND state =
 'approved'``) so two processes never both take the same step.
+
+It also closes a gap in the audit log's protection: ``INSERT OR REPLACE``
+deletes the row it replaces without firing DELETE triggers, so a trigger
+refuses any insert that reuses an existing id.
 """
 
 MIGRATION = """
@@ -53,4 +57,7 @@ CREATE UNIQUE INDEX proposals_open ON proposals(rule, target)
     WHERE state IN ('proposed', 'approved', 'executing');
 CREATE INDEX proposals_by_state ON proposals(state, created_at);
 CREATE INDEX proposals_by_rule ON proposals(rule, target, id);
+CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
