@@ -1,0 +1,265 @@
+"""Exact per-series figures over a report window ``(start, end]``, read from the store.
+
+Whole minutes that the store has finished rolling up are read from its per-minute
+rollups (count/sum/min/max); the partial minutes at both edges and the minutes
+not yet final are read from raw samples. Averages, sums, counts, minima and maxima
+are therefore exact (the same as over the raw samples) at a small fraction of the
+cost. Staleness markers and NaN are skipped, as the rollups skip them.
+
+Counter increases: the sum over consecutive samples of ``v - prev`` (``v`` alone
+after a reset, i.e. when ``v < prev``); the first pair starts at the last sample at
+or before ``start`` (within 5 minutes), so increases of adjacent windows add up.
+From rollups a minute adds ``max - prev``; a minute whose lowest value is below
+the value before it (a reset), or whose predecessor is unknown, is recomputed from
+its raw samples. What rollups cannot show: a counter that goes down inside one
+minute without going below the value it had before that minute.
+
+Windows older than the raw retention lose their partial first minute (rollups
+only hold whole minutes): ``trimmed_start`` then says where the figures begin.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import NamedTuple
+
+from qbconsole.store import SeriesInfo, Store, maintenance
+
+MINUTE = maintenance.MINUTE_MS
+COUNTER_LOOKBACK_MS = 300_000  # the baseline sample of a counter: Prometheus's staleness period
+MAX_RESET_QUERIES = 64  # beyond this many suspect minutes, read the rest of the series raw
+_NUM = "typeof(value) = 'real'"
+
+
+class Stats(NamedTuple):
+    count: int
+    sum: float
+    min: float
+    max: float
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count
+
+
+def merge(stats: list[Stats | None]) -> Stats | None:
+    """Stats of several series (or minutes) pooled; None when none has samples."""
+    have = [s for s in stats if s is not None and s.count]
+    if not have:
+        return None
+    return Stats(sum(s.count for s in have), sum(s.sum for s in have),
+                 min(s.min for s in have), max(s.max for s in have))
+
+
+class Window:
+    """One report window over a store; caches what it has read (one thread only)."""
+
+    def __init__(self, store: Store, start_ms: int, end_ms: int, now_ms: int) -> None:
+        if end_ms <= start_ms:
+            raise ValueError("the window must end after it starts")
+        self.store = store
+        self.start, self.end, self.now = int(start_ms), int(end_ms), int(now_ms)
+        self.seconds = (self.end - self.start) / 1000
+        self.conn = store.read()
+        # Minutes before the next rollup's start are never rolled up again: final.
+        plan = maintenance.rollup_window(self.conn, 1 << 62)
+        final_until = plan[0] if plan else None
+        self.raw_from = self.now - store.raw_retention_ms  # raw samples may be purged before this
+        lo = (self.start // MINUTE + 1) * MINUTE  # first whole minute inside the window
+        hi = (self.end + 1) // MINUTE * MINUTE  # whole minutes end here (exclusive)
+        if lo >= hi or final_until is None or final_until <= lo:
+            self.roll = (lo, lo)
+        else:
+            self.roll = (lo, min(hi, final_until))
+        self.head = (self.start + 1, self.roll[0] - 1) if self.roll[1] > lo else None
+        self.tail = (self.roll[1] if self.roll[1] > lo else self.start + 1, self.end)
+        self.trimmed_start: int | None = None
+        if self.head is not None and self.head[0] < self.raw_from:
+            self.head = None  # purged: the figures start at the first whole minute
+            self.trimmed_start = lo
+        self._series: dict[str, list[SeriesInfo]] = {}
+        self._minutes: dict[int, list[tuple]] = {}
+        self._stats: dict[int, Stats | None] = {}
+        self._incs: dict[int, list[tuple[int, float]]] = {}
+        self._points: dict[int, list[tuple[int, float]]] = {}
+        self.approximate: set[int] = set()  # counters read where raw samples were gone
+
+    # ---- series -------------------------------------------------------------------
+    def series(self, name: str) -> list[SeriesInfo]:
+        found = self._series.get(name)
+        if found is None:
+            found = self._series[name] = self.store.series(name)
+        return found
+
+    def names(self) -> list[str]:
+        return self.store.names()
+
+    def spans(self, min_minutes: int = 5, max_spans: int = 288) -> list[tuple[int, int]]:
+        """Consecutive spans ``(a, b]`` covering the window, cut at multiples of their length
+        (``min_minutes``, longer when more than ``max_spans`` spans would be needed)."""
+        total = math.ceil(self.seconds / 60)
+        length = max(min_minutes, math.ceil(total / max_spans)) * MINUTE
+        cuts = [self.start]
+        edge = (self.start // length + 1) * length - 1
+        while edge < self.end - MINUTE // 2:  # no sliver of a span at either end
+            if edge > self.start + MINUTE // 2:
+                cuts.append(edge)
+            edge += length
+        cuts.append(self.end)
+        return list(zip(cuts, cuts[1:]))
+
+    @property
+    def raw_incomplete(self) -> bool:
+        """Whether raw samples at the start of the window may have been purged."""
+        return self.start + 1 < self.raw_from
+
+    # ---- gauges -------------------------------------------------------------------
+    def _raw_minutes(self, sid: int, lo: int, hi: int) -> list[tuple]:
+        if hi < lo:
+            return []
+        return self.conn.execute(
+            f"SELECT ts / {MINUTE} * {MINUTE} AS m, count(*), sum(value), min(value), max(value)"
+            f" FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM} GROUP BY m ORDER BY m",
+            (sid, lo, hi)).fetchall()
+
+    def _rollups(self, sid: int) -> list[tuple]:
+        lo, hi = self.roll
+        if hi <= lo:
+            return []
+        return self.conn.execute(
+            "SELECT minute, count, sum, min, max FROM rollups WHERE series_id = ? AND minute >= ?"
+            " AND minute < ? ORDER BY minute", (sid, lo, hi)).fetchall()
+
+    def minutes(self, sid: int) -> list[tuple[int, int, float, float, float]]:
+        """(minute, count, sum, min, max) for every minute with samples, ascending."""
+        rows = self._minutes.get(sid)
+        if rows is None:
+            rows = []
+            if self.head is not None:
+                rows += self._raw_minutes(sid, *self.head)
+            rows += self._rollups(sid)
+            rows += self._raw_minutes(sid, *self.tail)
+            self._minutes[sid] = rows
+        return rows
+
+    def stats(self, sid: int) -> Stats | None:
+        """count, sum, min and max of the samples in the window; None when there are none."""
+        if sid in self._stats:
+            return self._stats[sid]
+        if sid in self._minutes:
+            rows = self._minutes[sid]
+            parts = [Stats(sum(r[1] for r in rows), sum(r[2] for r in rows),
+                           min(r[3] for r in rows), max(r[4] for r in rows))] if rows else []
+        else:
+            parts = []
+            ranges = ([self.head] if self.head else []) + [self.tail]
+            for lo, hi in ranges:
+                if hi >= lo:
+                    parts.append(Stats(*self.conn.execute(
+                        f"SELECT count(*), sum(value), min(value), max(value) FROM samples"
+                        f" WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}", (sid, lo, hi)).fetchone()))
+            if self.roll[1] > self.roll[0]:
+                parts.append(Stats(*self.conn.execute(
+                    "SELECT sum(count), sum(sum), min(min), max(max) FROM rollups WHERE series_id = ?"
+                    " AND minute >= ? AND minute < ?", (sid, *self.roll)).fetchone()))
+        result = merge([p for p in parts if p.count])
+        self._stats[sid] = result
+        return result
+
+    def count_above(self, sid: int, threshold: float) -> tuple[int, int]:
+        """(samples above threshold, samples) among the raw samples of the window."""
+        above, total = self.conn.execute(
+            f"SELECT sum(value > ?), count(*) FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ?"
+            f" AND {_NUM}", (threshold, sid, self.start + 1, self.end)).fetchone()
+        return int(above or 0), int(total)
+
+    # ---- raw ------------------------------------------------------------------------
+    def points(self, sid: int) -> list[tuple[int, float]]:
+        """The raw (ts, value) samples in the window, ascending (NaN and stale skipped)."""
+        pts = self._points.get(sid)
+        if pts is None:
+            pts = self._points[sid] = self._raw(sid, self.start + 1, self.end)
+        return pts
+
+    def _raw(self, sid: int, lo: int, hi: int) -> list[tuple[int, float]]:
+        return self.conn.execute(
+            f"SELECT ts, value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}"
+            " ORDER BY ts", (sid, lo, hi)).fetchall()
+
+    def last_value(self, sid: int, lo: int, hi: int) -> tuple[int, float] | None:
+        """The newest raw sample with lo < ts <= hi."""
+        return self.conn.execute(
+            f"SELECT ts, value FROM samples WHERE series_id = ? AND ts > ? AND ts <= ? AND {_NUM}"
+            " ORDER BY ts DESC LIMIT 1", (sid, lo, hi)).fetchone()
+
+    def recent_spacing(self, sid: int, limit: int = 1000) -> list[int]:
+        """Gaps (ms) between the newest ``limit`` raw samples of the window."""
+        ts = [r[0] for r in self.conn.execute(
+            "SELECT ts FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? ORDER BY ts DESC LIMIT ?",
+            (sid, max(self.start + 1, self.raw_from), self.end, limit))]
+        return [a - b for a, b in zip(ts, ts[1:])]
+
+    # ---- counters -------------------------------------------------------------------
+    def increments(self, sid: int) -> list[tuple[int, float]]:
+        """(minute, increase attributed to it) for every minute with samples, ascending.
+
+        A pair of samples counts in the minute of its later sample; a minute whose
+        only sample has no predecessor adds 0 (Prometheus does not count it either).
+        """
+        cached = self._incs.get(sid)
+        if cached is not None:
+            return cached
+        out: dict[int, float] = {}
+        prev = self._baseline(sid)
+
+        def run(points) -> None:
+            nonlocal prev
+            for ts, v in points:
+                m = ts // MINUTE * MINUTE
+                inc = 0.0 if prev is None else (v - prev if v >= prev else v)
+                out[m] = out.get(m, 0.0) + inc
+                prev = v
+
+        if self.head is not None:
+            run(self._raw(sid, *self.head))
+        queries = 0
+        rows = self._rollups(sid)
+        for minute, _count, _sum, low, high in rows:
+            if prev is not None and low >= prev:
+                out[minute] = out.get(minute, 0.0) + (high - prev)
+                prev = high
+                continue
+            if minute < self.raw_from:  # raw gone: assume a reset at the start of the minute
+                self.approximate.add(sid)
+                out[minute] = out.get(minute, 0.0) + (high - low if prev is None else high)
+                prev = high
+                continue
+            queries += 1
+            if queries > MAX_RESET_QUERIES:  # not behaving like a counter: read the rest raw
+                run(self._raw(sid, minute, self.roll[1] - 1))
+                break
+            run(self._raw(sid, minute, minute + MINUTE - 1))
+        run(self._raw(sid, *self.tail))
+        result = self._incs[sid] = sorted(out.items())
+        return result
+
+    def _baseline(self, sid: int) -> float | None:
+        """The counter's value just before the window (the last sample within 5 minutes)."""
+        if self.head is None and self.trimmed_start is not None:
+            row = self.conn.execute("SELECT max FROM rollups WHERE series_id = ? AND minute = ?",
+                                    (sid, self.trimmed_start - MINUTE)).fetchone()
+            return row[0] if row else None
+        row = self.last_value(sid, self.start - COUNTER_LOOKBACK_MS - 1, self.start)
+        return row[1] if row else None
+
+    def increase(self, sid: int) -> float | None:
+        """The counter's increase over the window; None when it has no sample in it."""
+        incs = self.increments(sid)
+        return sum(v for _, v in incs) if incs else None
+
+
+def in_range(rows: list[tuple], lo_ms: int, hi_ms: int) -> list[tuple]:
+    """Rows (keyed by their first element, ascending) with lo_ms <= key <= hi_ms."""
+    keys = [r[0] for r in rows]
+    return rows[bisect.bisect_left(keys, lo_ms):bisect.bisect_right(keys, hi_ms)]
