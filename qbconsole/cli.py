@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_alerts(sub, rules_sub)
 
+    from qbconsole.cli_report import register as register_report
+
+    register_report(sub)
+
     from qbconsole.cli_ab import register as register_ab
 
     register_ab(sub)
