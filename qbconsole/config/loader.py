@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from . import rules, schema, sources
+from . import datasource, rules, schema, sources
 from .diagnostics import ConfigError, Diagnostic
 from .document import Document
 from .model import Config
@@ -25,11 +25,11 @@ SECTIONS: dict[str, Callable[[Document, Node], object]] = {
     "optimizations": rules.read_optimizations,
     "slos": rules.read_slos,
     "experiments": rules.read_experiments,
-    "datasource": rules.read_mapping_section("datasource"),
+    "datasource": datasource.read_datasource,
 }
 
 # Sections checked and kept but not acted on yet; each capability removes its own.
-NOT_USED_YET = frozenset({"slos", "datasource"})
+NOT_USED_YET = frozenset({"slos"})
 
 
 def parse(text: str, filename: str, env: Mapping[str, str]) -> tuple[Config | None, list[Diagnostic], list[Diagnostic]]:
@@ -54,6 +54,7 @@ def _read_root(doc: Document, root: Node | None) -> Config:
         return Config(file=doc.filename)
     values: dict[str, object] = {}
     routes_node: Node | None = None
+    datasource_node: Node | None = None
     optimizations_node: Node | None = None
     for key, value in root.value:
         if not (isinstance(key, ScalarNode) and key.tag == schema.STR_TAG):
@@ -70,6 +71,8 @@ def _read_root(doc: Document, root: Node | None) -> Config:
             routes_node = value
         if key.value == "optimizations":
             optimizations_node = value
+        if key.value == "datasource":
+            datasource_node = value
         if key.value in NOT_USED_YET and values[key.value]:
             doc.notice(key, f"section {key.value!r} is accepted but not used yet")
     if routes_node is not None and not doc.errors:
@@ -78,6 +81,8 @@ def _read_root(doc: Document, root: Node | None) -> Config:
         alerts = {r.get("alert") or r.get("name") for r in values.get("alert_rules") or []}  # type: ignore[union-attr]
         alerts |= {r.get("alert") for g in values.get("groups") or [] for r in g.get("rules") or []}  # type: ignore[union-attr]
         rules.check_optimization_alerts(doc, optimizations_node, {a for a in alerts if a})
+    if datasource_node is not None and not doc.errors:
+        datasource.check_recording_rules(doc, datasource_node, values)
     notices = tuple(str(n) for n in doc.notices)
     return Config(file=doc.filename, notices=notices, **values)
 

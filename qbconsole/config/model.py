@@ -8,6 +8,7 @@ from typing import Any
 DAY = 86400.0
 
 SOURCE_KINDS = ("system", "http", "prometheus", "sql")
+DATASOURCE_KINDS = ("local", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Settings:
     # authenticate with the token in the environment variable ingest_token_env.
     ingest_listen: str | None = None
     ingest_token_env: str = "QBCONSOLE_INGEST_TOKEN"
+    # The agent's own /metrics (Prometheus text format): off unless metrics_listen is set.
+    metrics_listen: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,32 @@ def default_sources() -> list[SourceConfig]:
 
 
 @dataclass(frozen=True)
+class DatasourceConfig:
+    """Where rule expressions and charts get their series (the ``datasource`` section).
+
+    ``local`` (the default) is the store; ``prometheus`` is a Prometheus server's HTTP
+    API at ``url`` (bearer token from the environment variable ``bearer_token_env``
+    when it is set). ``alertmanager_url`` is the Alertmanager whose alerts are
+    mirrored into the console (default: the first enabled ``alertmanager`` channel's
+    url). Durations in seconds.
+    """
+
+    kind: str = "local"
+    url: str | None = None
+    bearer_token_env: str = "QBCONSOLE_DATASOURCE_TOKEN"
+    timeout: float = 10.0
+    local_sources: bool = False  # prometheus only: run the sources section's collectors too
+    alertmanager_url: str | None = None
+    alertmanager_bearer_token_env: str = "QBCONSOLE_ALERTMANAGER_TOKEN"
+    alertmanager_sync_interval: float = 10.0
+
+    @property
+    def remote(self) -> bool:
+        """True when a Prometheus server, not the store, holds the metrics."""
+        return self.kind == "prometheus"
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated ``rules.yaml``.
 
@@ -78,7 +107,7 @@ class Config:
     optimizations: list[dict[str, Any]] = field(default_factory=list)
     slos: list[dict[str, Any]] = field(default_factory=list)
     experiments: list[dict[str, Any]] = field(default_factory=list)
-    datasource: dict[str, Any] = field(default_factory=dict)
+    datasource: DatasourceConfig = field(default_factory=DatasourceConfig)
     notices: tuple[str, ...] = ()
 
     def source(self, name: str) -> SourceConfig | None:

@@ -32,6 +32,7 @@ SETTINGS_FIELDS = {
     "refresh": s.positive(s.duration),
     "ingest_listen": _listen,
     "ingest_token_env": s.matching(ENV_NAME, "environment variable name"),
+    "metrics_listen": _listen,
 }
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
