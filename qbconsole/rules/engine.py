@@ -49,10 +49,15 @@ class RulesEngine:
 
     def __init__(self, store: Store, groups: Iterable[RuleGroup], *, querier=None,
                  write: Callable[[list[Sample]], object] | None = None,
-                 lookback_ms: int = 300_000, external_labels: Mapping[str, str] | None = None) -> None:
+                 lookback_ms: int = 300_000, external_labels: Mapping[str, str] | None = None,
+                 evaluator=None, record: bool = True) -> None:
+        """``evaluator`` replaces the local one with any object that has ``evaluate(expr,
+        t_ms)`` and ``new_tick()`` (a Prometheus backend); ``record=False`` skips the
+        recording rules (the backend owns those series)."""
         self.store = store
         self.querier = querier if querier is not None else StoreQuerier(store)
-        self.evaluator = Evaluator(self.querier, lookback_ms=lookback_ms)
+        self.evaluator = evaluator if evaluator is not None else Evaluator(self.querier, lookback_ms=lookback_ms)
+        self.record = record
         self.write = write or store.write
         self.external_labels = dict(external_labels or {})
         self.groups: list[RuleGroup] = []
@@ -105,6 +110,8 @@ class RulesEngine:
         alert_updates: list[tuple[sm.AlertRule, dict[str, sm.Alert], dict[str, sm.Alert], list[sm.Transition]]] = []
         for rule in group.rules:
             name = rule.record if isinstance(rule, RecordingRule) else rule.name
+            if isinstance(rule, RecordingRule) and not self.record:
+                continue
             try:
                 if isinstance(rule, RecordingRule):
                     samples = self._record(rule, t)
