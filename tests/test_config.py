@@ -160,12 +160,15 @@ def test_substituted_text_stays_text_where_a_string_is_expected():
           - kind: http
             url: http://127.0.0.1:1/
             body: ${PIN}
-        datasource:
-          pin: ${PIN}
-          on: ${PIN}
+        experiments:
+          - name: e
+            variants: [a, b]
+            seed: ${PIN}
+            metrics: {on: purchase}
     """, env={"PIN": "007"})
     assert config.source("http").options["body"] == "007"
-    assert config.datasource == {"pin": "007", "on": "007"}  # keys stay text too
+    assert config.experiments[0]["seed"] == "007"
+    assert config.experiments[0]["metrics"] == {"on": "purchase"}  # keys stay text too
 
 
 def test_substituted_values_never_show_in_reprs():

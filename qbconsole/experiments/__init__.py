@@ -8,3 +8,7 @@
     sync       the ``experiments:`` of rules.yaml into the store
     stats      the statistics (gbstats-compatible)
 """
+
+from qbconsole.experiments.sync import sync_from_config
+
+__all__ = ["sync_from_config"]
