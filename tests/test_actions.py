@@ -15,7 +15,7 @@ import pytest
 
 from qbconsole.actions import ActionEngine, approve, audit_entries, dry_run, get, list_proposals, reject
 from qbconsole.actions import proposals as rows
-from qbconsole.actions.model import parse_rules
+from qbconsole.actions.schema import parse_rules
 from qbconsole.config import DEFAULT_RULES, load_config, parse_config
 from qbconsole.model import Sample
 from qbconsole.store import Store

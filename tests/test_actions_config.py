@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from qbconsole.actions.model import ACTION_KINDS, parse_rule, parse_rules
+from qbconsole.actions.schema import ACTION_KINDS, parse_rule, parse_rules
 from qbconsole.config import DEFAULT_RULES, NOT_USED_YET, ConfigError, check_file, load_config, parse_config
 
 

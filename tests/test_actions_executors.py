@@ -17,7 +17,7 @@ import pytest
 
 from qbconsole.actions import ActionEngine, approve, get, list_proposals
 from qbconsole.actions.executors import MAX_OUTPUT, execute, problems, resolved, summary
-from qbconsole.actions.model import parse_rule
+from qbconsole.actions.schema import parse_rule
 from qbconsole.actions.params import ParamError, fill_argv
 from qbconsole.actions.specs import build
 from qbconsole.config import parse_config

@@ -14,7 +14,8 @@ from typing import Any, Mapping, NamedTuple
 
 from qbconsole.actions import executors, proposals
 from qbconsole.actions.checks import Check, run_checks
-from qbconsole.actions.model import RuleError, parse_rule
+from qbconsole.actions.model import RuleError
+from qbconsole.actions.schema import parse_rule
 from qbconsole.actions.proposals import Proposal
 from qbconsole.rules.promql import Evaluator, StoreQuerier
 

@@ -34,8 +34,9 @@ from qbconsole.actions import checks, executors, proposals
 from qbconsole.actions.executors import Outcome
 from qbconsole.actions.executors.statement import sqlite_file
 from qbconsole.actions.indexes import analyse, fetch_slow_queries
-from qbconsole.actions.model import TOKEN_ENV, OptimizationRule, RuleError, parse_rule
+from qbconsole.actions.model import TOKEN_ENV, OptimizationRule, RuleError
 from qbconsole.actions.params import ParamError, evaluate as evaluate_params
+from qbconsole.actions.schema import parse_rule
 from qbconsole.actions.specs import build, database, index_spec, platform_url, verify_value, weights
 from qbconsole.rules.promql import Evaluator, PromQLEvalError, StoreQuerier
 from qbconsole.rules.templates import TemplateError, render
@@ -94,6 +95,8 @@ class ActionEngine:
                 log.exception("action step %s failed", step.__name__)
 
     def expire(self, now: int) -> list[int]:
+        if not proposals.any_due_to_expire(self.store.read(), now):
+            return []  # no write transaction on a quiet tick
         return self.store.transaction(lambda c: proposals.engine_expire_due(c, now))
 
     # ---- 1. proposals ---------------------------------------------------------------

@@ -199,6 +199,11 @@ def _expire(conn: sqlite3.Connection, p: Proposal, now: int) -> bool:
     return cur.rowcount == 1
 
 
+def any_due_to_expire(conn: sqlite3.Connection, now: int) -> bool:
+    return conn.execute("SELECT 1 FROM proposals WHERE state = 'proposed' AND expires_at <= ? LIMIT 1",
+                        (now,)).fetchone() is not None
+
+
 def engine_expire_due(conn: sqlite3.Connection, now: int) -> list[int]:
     due = [_row(r) for r in conn.execute(
         f"SELECT {_COLS} FROM proposals WHERE state = 'proposed' AND expires_at <= ?", (now,))]

@@ -191,7 +191,7 @@ def check_route_channels(doc: Document, routes_node: Node, channels: list[dict[s
 
 def read_optimizations(doc: Document, node: Node) -> list[dict[str, Any]]:
     """Optimization rules, checked by qbconsole.actions (which runs them), each problem at its node."""
-    from qbconsole.actions.model import check_rule  # the action engine owns the rule schema
+    from qbconsole.actions.schema import check_rule  # the action engine owns the rule schema
 
     def item(doc: Document, child: Node) -> None:
         if not isinstance(child, MappingNode):
