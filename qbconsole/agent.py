@@ -17,14 +17,17 @@ import threading
 import time
 from pathlib import Path
 
+from qbconsole.alertmanager import build_sync
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
+from qbconsole.datasource import build_backend, generator_url
+from qbconsole.exporter import MetricsServer, StoreCollector
 from qbconsole.ingest import IngestServer
 from qbconsole.model import Sample
 from qbconsole.notify import Notifier
 from qbconsole.rules.engine import RulesEngine
 from qbconsole.rules.ruleset import rule_groups
-from qbconsole.store import Store
+from qbconsole.store import SourceStatus, Store
 
 log = logging.getLogger("qbconsole.agent")
 
@@ -89,8 +92,12 @@ class Agent:
         config: Config | None = None,
         holder: str | None = None,
         heartbeat_s: float = 2.0,
+        datasource_url: str | None = None,
     ) -> None:
+        """``datasource_url`` (``--datasource URL``) makes a Prometheus server at that URL the
+        datasource, whatever the rules file says."""
         self.store = store
+        self.datasource_url = datasource_url
         self.rules_path = Path(rules_path)
         self.holder = holder or default_holder()
         self.heartbeat_s = heartbeat_s
@@ -106,6 +113,10 @@ class Agent:
         self.engine: RulesEngine | None = None
         self.notifier: Notifier | None = None
         self.ingest: IngestServer | None = None
+        self.backend = None  # a PrometheusBackend, or None: the store is the datasource
+        self.metrics: MetricsServer | None = None
+        self.am_sync = None
+        self.rule_health: dict[str, tuple[float, int]] = {}  # group -> (seconds, failed rules)
         self._next_housekeeping = 0.0
         self.active = False
 
@@ -162,18 +173,24 @@ class Agent:
 
     def _activate(self) -> None:
         log.info("lease acquired by %s; starting %d source(s)", self.holder, len(self.config.sources))
+        self.backend = self._make_backend(self.config)
         self._scheduler = Scheduler(
             self.store.write,
-            build_sources(self.config.sources),
+            self._sources(self.config),
             on_status=self.store.set_source_status,
         )
         self._scheduler.start()
-        self.engine = RulesEngine(self.store, rule_groups(self.config))
+        self.engine = RulesEngine(self.store, rule_groups(self.config), evaluator=self.backend,
+                                  record=self.backend is None)
         self.notifier = self._make_notifier(self.config)
         self.ingest = self._start_ingest(self.config)
+        self.metrics = self._start_metrics(self.config)
+        self.am_sync = build_sync(self.store, self.config)
         self._tickers = [
             Ticker("rules", RULES_TICK_S, self._evaluate_rules).start(),
             Ticker("notify", NOTIFY_TICK_S, self._notify).start(),
+            Ticker("alertmanager-sync", self.config.datasource.alertmanager_sync_interval,
+                   self._sync_alertmanager).start(),
         ]
         self.active = True
 
@@ -184,14 +201,57 @@ class Agent:
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+        if self.am_sync is not None:
+            self.am_sync.close()
+            self.am_sync = None
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
         self.engine = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
         if self.notifier is not None:
             self.notifier.close()
             self.notifier = None
         self.active = False
+
+    # ---- datasource, /metrics and Alertmanager -------------------------------------------
+    def _make_backend(self, config: Config):
+        backend = build_backend(config.datasource, self.datasource_url)
+        if backend is not None:
+            log.info("rules are evaluated by the Prometheus at %s; recording rules are left to it", backend.url)
+        return backend
+
+    def _sources(self, config: Config):
+        """With a Prometheus datasource the collectors run only when ``local_sources`` says so."""
+        remote = self.datasource_url or config.datasource.remote
+        return build_sources(config.sources) if not remote or config.datasource.local_sources else []
+
+    def _start_metrics(self, config: Config) -> MetricsServer | None:
+        listen = config.settings.metrics_listen
+        if not listen:
+            return None
+        host, _, port = listen.rpartition(":")
+        token = os.environ.get(config.settings.metrics_token_env) or None
+        try:
+            server = MetricsServer(StoreCollector(self.store, rule_health=lambda: dict(self.rule_health)),
+                                   host.strip("[]"), int(port), token=token).start()
+        except (OSError, ValueError) as err:
+            log.error("/metrics not served on %s: %s", listen, getattr(err, "strerror", None) or err)
+            return None
+        self.store.transaction(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('metrics_url', ?)", (server.url,)))
+        log.info("qbconsole's own metrics on %s", server.url)
+        return server
+
+    def _sync_alertmanager(self) -> None:
+        am_sync = self.am_sync
+        if am_sync is not None:
+            am_sync.sync()
 
     # ---- ingest ---------------------------------------------------------------------
     def _start_ingest(self, config: Config) -> IngestServer | None:
@@ -218,8 +278,10 @@ class Agent:
     # ---- notifications --------------------------------------------------------------
     def _make_notifier(self, config: Config) -> Notifier | None:
         try:
+            exprs = {r.name: r.expr for g in rule_groups(config) for r in g.alerting}
             return Notifier(self.store, config.channels or None, config.routes or None,
-                            inhibit_cfg=config.inhibit_rules or None)
+                            inhibit_cfg=config.inhibit_rules or None,
+                            generator_url=generator_url(self.backend, exprs))
         except ValueError as err:  # config validation reports these first; never fatal here
             log.error("notifications disabled: %s", err)
             return None
@@ -237,7 +299,13 @@ class Agent:
             return
         now_ms = int(time.time() * 1000)
         results = engine.tick(now_ms)
-        if results:
+        for r in results:
+            self.rule_health[r.group] = (r.duration_s, len(r.errors))
+        if results and self.backend is not None:  # the local store holds only qbconsole's state
+            error = self.backend.client.last_error
+            self.store.set_source_status(SourceStatus("datasource", error is None, now_ms,
+                                                      sum(r.duration_s for r in results), error))
+        elif results:
             self.store.write([
                 Sample("qbconsole_rule_evaluation_duration_seconds", {"group": r.group}, r.t, r.duration_s)
                 for r in results
@@ -270,12 +338,18 @@ class Agent:
             log.error("rules file not reloaded (%s), keeping the last good one", err.strerror)
             return
         self.last_config_error = None
+        if config.datasource != self.config.datasource or config.settings.metrics_listen != self.config.settings.metrics_listen:
+            log.warning("the datasource or settings.metrics_listen changed; that takes effect when the agent restarts")
         self.config = config
         log.info("rules reloaded from %s", self.rules_path)
         if self._scheduler is not None:
-            self._scheduler.replace_sources(build_sources(config.sources))
+            self._scheduler.replace_sources(self._sources(config))
         if self.engine is not None:
             self.engine.set_groups(rule_groups(config))
+        if self.active:
+            old_sync, self.am_sync = self.am_sync, build_sync(self.store, config)
+            if old_sync is not None:
+                old_sync.close()
         if self.notifier is not None:
             old, self.notifier = self.notifier, self._make_notifier(config)
             old.close()

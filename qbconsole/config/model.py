@@ -23,8 +23,11 @@ class Settings:
     # authenticate with the token in the environment variable ingest_token_env.
     ingest_listen: str | None = None
     ingest_token_env: str = "QBCONSOLE_INGEST_TOKEN"
-    # The agent's own /metrics (Prometheus text format): off unless metrics_listen is set.
+    # The agent's own /metrics (Prometheus text format): off unless metrics_listen is set
+    # (a bare port means 127.0.0.1:PORT). Scrapers send the token in metrics_token_env as a
+    # bearer token when that variable is set; an address other than loopback requires it.
     metrics_listen: str | None = None
+    metrics_token_env: str = "QBCONSOLE_METRICS_TOKEN"
 
 
 @dataclass(frozen=True)

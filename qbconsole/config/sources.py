@@ -25,6 +25,16 @@ def _listen(doc: Document, node: Node) -> str:
     return value
 
 
+def _metrics_listen(doc: Document, node: Node) -> str:
+    """HOST:PORT, or a bare port meaning 127.0.0.1:PORT."""
+    if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+        port = s.integer(doc, node)
+        if not 0 <= port <= 65535:
+            raise s.Invalid(f"not a port number: {port}")
+        return f"127.0.0.1:{port}"
+    return _listen(doc, node)
+
+
 SETTINGS_FIELDS = {
     "raw_retention": s.positive(s.duration),
     "rollup_retention": s.positive(s.duration),
@@ -32,7 +42,8 @@ SETTINGS_FIELDS = {
     "refresh": s.positive(s.duration),
     "ingest_listen": _listen,
     "ingest_token_env": s.matching(ENV_NAME, "environment variable name"),
-    "metrics_listen": _listen,
+    "metrics_listen": _metrics_listen,
+    "metrics_token_env": s.matching(ENV_NAME, "environment variable name"),
 }
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

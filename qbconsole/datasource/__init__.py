@@ -44,3 +44,26 @@ def range_query(source, expr, start_ms: int, end_ms: int, step_ms: int) -> list[
     from qbconsole.datasource.local import range_query_store
 
     return range_query_store(source, expr, start_ms, end_ms, step_ms)
+
+
+def generator_url(backend, exprs, host: str | None = None):
+    """A notifier ``generator_url`` callable: where an alert comes from, as Alertmanager shows it.
+
+    With a Prometheus backend, Prometheus's own form (``<url>/graph?g0.expr=...&g0.tab=1``,
+    a working link to the rule's expression); on the local store, a ``qbconsole://``
+    URI naming the host and the alert (there is no web page to link to).
+    ``exprs`` maps rule names to expressions (a callable or a mapping).
+    """
+    import socket
+    from urllib.parse import quote, urlencode
+
+    lookup = exprs if callable(exprs) else (lambda rule: exprs.get(rule))
+    where = host or socket.gethostname()
+
+    def link(alert) -> str:
+        expr = lookup(alert.rule)
+        if backend is not None and getattr(backend, "url", None) and expr:
+            return f"{backend.url}/graph?" + urlencode({"g0.expr": expr, "g0.tab": "1"})
+        return f"qbconsole://{quote(where)}/alerts/{alert.id}?" + urlencode({"rule": alert.rule})
+
+    return link

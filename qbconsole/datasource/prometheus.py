@@ -48,6 +48,7 @@ class PrometheusClient:
         self.url = url.rstrip("/")
         self.timeout_s = float(timeout_s)
         self.bearer_token_env = bearer_token_env
+        self.last_error: str | None = None  # why the last request failed, when the server is at fault
         self._http = httpx.Client(timeout=httpx.Timeout(self.timeout_s + 1.0), transport=transport,
                                   headers={"User-Agent": f"qbconsole/{__version__}", "Accept": "application/json"})
 
@@ -64,21 +65,27 @@ class PrometheusClient:
         try:
             response = self._http.get(self.url + path, params=dict(params), headers=self._headers())
         except httpx.TimeoutException:
-            raise PromQLEvalError(f"prometheus at {where} did not answer within {self.timeout_s:g}s") from None
+            raise self._down(f"prometheus at {where} did not answer within {self.timeout_s:g}s") from None
         except httpx.HTTPError as err:
-            raise PromQLEvalError(f"prometheus at {where} unreachable: {type(err).__name__}") from None
+            raise self._down(f"prometheus at {where} unreachable: {type(err).__name__}") from None
         try:
             body = response.json()
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("status") == "error":
+            self.last_error = None  # Prometheus answered: the query is at fault, not the server
             results.data_of(body)  # raises with Prometheus's errorType and message
         if response.status_code != 200:
             hint = " (check bearer_token_env)" if response.status_code in (401, 403) else ""
-            raise PromQLEvalError(f"prometheus at {where} answered HTTP {response.status_code}{hint}")
+            raise self._down(f"prometheus at {where} answered HTTP {response.status_code}{hint}")
         if body is None:
-            raise PromQLEvalError(f"prometheus at {where} answered something that is not JSON")
+            raise self._down(f"prometheus at {where} answered something that is not JSON")
+        self.last_error = None
         return body
+
+    def _down(self, message: str) -> PromQLEvalError:
+        self.last_error = message
+        return PromQLEvalError(message)
 
     def ready(self) -> bool:
         try:
