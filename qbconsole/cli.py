@@ -1,4 +1,4 @@
-"""Command line: ``qbconsole [run]``, ``agent``, ``rules check``, ``metrics ...``.
+"""Command line: ``qbconsole [run]``, ``agent``, ``serve``, ``rules check``, ``metrics ...``.
 
 Every sub-command is a small function taking the parsed arguments and
 returning an exit status. Errors the user can fix are printed as one clear
@@ -94,7 +94,9 @@ def setup_logging(verbose: bool, logfile: Path | None = None) -> None:
 # ---- commands ---------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     """Open the console; run the agent in-process unless another one holds the lease."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    from qbconsole.serve import is_web_viewer
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not is_web_viewer():
         raise UserError(
             "the console needs a terminal (stdin and stdout are not a TTY); "
             "run `qbconsole agent` for headless use"
@@ -106,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from qbconsole.agent import Agent
     from qbconsole.tui.app import QBConsoleApp
 
-    agent = Agent(store, path, config=config)
+    agent = Agent(store, path, config=config, datasource_url=args.datasource)
     app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme,
                        operator=args.operator)
     try:
@@ -176,7 +178,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     path = rules_path(args)
     config = load_rules(path)
     store = open_store(args, config)
-    agent = Agent(store, path, config=config, heartbeat_s=args.heartbeat)
+    agent = Agent(store, path, config=config, heartbeat_s=args.heartbeat, datasource_url=args.datasource)
 
     def stop(signum, _frame):
         logging.getLogger("qbconsole.agent").info("signal %d: stopping", signum)
@@ -193,6 +195,35 @@ def cmd_agent(args: argparse.Namespace) -> int:
         pass
     agent.stop()
     store.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The console in a browser: one console process per viewer, one agent through the lease."""
+    import asyncio
+
+    from qbconsole.serve import TOKEN_ENV, ConsoleServer, ServeError, viewer_argv
+
+    path = rules_path(args)
+    config = load_rules(path)
+    open_store(args, config).close()  # create and migrate it once, before any viewer opens it
+    setup_logging(args.verbose)
+    argv = viewer_argv(sys.executable, str(db_path(args).resolve()), str(path.resolve()),
+                       datasource=args.datasource, operator=args.operator, theme=args.theme)
+    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        server = ConsoleServer(argv, args.host, args.port, token=token, public_url=args.public_url)
+    except ServeError as err:
+        raise UserError(str(err)) from None
+
+    def ready(url: str) -> None:
+        hint = f" (open it once with ?token=<the value of {TOKEN_ENV}>)" if token else ""
+        print(f"qbconsole serve: {url}{hint}; each viewer is a console on {db_path(args)}", flush=True)
+
+    try:
+        asyncio.run(server.run(ready))
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
     return 0
 
 
@@ -285,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", help="rules file (default $QBCONSOLE_RULES, ./rules.yaml, or the built-in defaults)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--operator", help="name recorded as who acknowledged or silenced (default: the OS/SSH user)")
+    p.add_argument("--datasource", metavar="URL",
+                   help="evaluate rules and charts on the Prometheus server at URL (overrides the rules "
+                        "file's datasource; bearer token from its bearer_token_env, default "
+                        "$QBCONSOLE_DATASOURCE_TOKEN)")
     p.set_defaults(func=cmd_run, theme=None)
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -307,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--heartbeat", type=float, default=2.0, metavar="SECONDS",
                        help="lease heartbeat (default 2 s; a dead holder is replaced within two)")
     agent.set_defaults(func=cmd_agent)
+
+    serve = sub.add_parser("serve", help="the console in a web browser (for the war room's big screen)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other needs $QBCONSOLE_SERVE_TOKEN)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--public-url", help="the URL browsers use, when a proxy is in front")
+    serve.add_argument("--theme", help="theme name for every viewer")
+    serve.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="check rules files")
     rules_sub = rules.add_subparsers(title="rules commands", metavar="COMMAND", required=True)
