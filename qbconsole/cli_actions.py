@@ -13,7 +13,21 @@ import argparse
 import json
 import time
 
-from qbconsole.cli_alerts import _ago, _now_ms, operator
+from qbconsole.cli_alerts import operator
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ago(ms: int, now: int) -> str:
+    """How long from ``ms`` to ``now``: 45s, 12m, 3h05m."""
+    s = max(0, (now - ms) // 1000)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def _store(args):

@@ -213,3 +213,16 @@ def test_a_wrong_token_is_an_error_of_the_rule_not_a_proposal(tmp_path, db, plat
         assert "no platform URL" in e.last_errors["add_missing_indexes"]
     finally:
         store.close()
+
+
+def test_an_unreadable_database_is_reported_and_the_tick_goes_on(tmp_path, platform):
+    store = Store.open(tmp_path / "qb.db")
+    try:
+        e = engine(store, "sql", {"QUICKBID_URL": platform, "QUICKBID_ADMIN_TOKEN": TOKEN,
+                                  "QUICKBID_DB": str(tmp_path / "missing.db")})
+        store.write([Sample("db_avg_seconds", {}, T0, 0.25)])
+        e.tick(T0)
+        assert "unable to open database file" in e.last_errors["add_missing_indexes"]
+        assert not (tmp_path / "missing.db").exists()  # read-only: never created
+    finally:
+        store.close()

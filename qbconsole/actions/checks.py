@@ -125,8 +125,8 @@ def _bounds(p: Proposal, rule: OptimizationRule | None) -> Check:
             problem = out_of_bounds(name, value, bound)
             if problem:
                 return Check("within bounds", False, problem)
-    shown = ", ".join(f"{k}={v if isinstance(v, Mapping) else number_text(v) if isinstance(v, (int, float)) else v}"
-                      for k, v in values.items())
+    shown = ", ".join(f"{k}={v if isinstance(v, Mapping) else number_text(v)}" for k, v in values.items()
+                      if isinstance(v, (Mapping, int, float)))
     return Check("within bounds", True, f"{shown} within bounds" if shown else "no bounded parameters")
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import time
 from typing import Any, Callable, Mapping
 
@@ -44,6 +45,8 @@ from qbconsole.rules.templates import TemplateError, render
 log = logging.getLogger("qbconsole.actions")
 
 STUCK_MARGIN_MS = 60_000
+# What a rule's evaluation can meet (bad data, an unreachable platform or database): reported, not raised.
+_RULE_ERRORS = (ParamError, PromQLEvalError, TemplateError, ValueError, ArithmeticError, sqlite3.Error, OSError)
 
 
 class ActionEngine:
@@ -85,10 +88,11 @@ class ActionEngine:
     # ---- the tick -----------------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> None:
         now = self.now_ms() if now_ms is None else now_ms
+        steps = [self.expire, self.run_approved, self.verify_due]
         if now >= self._next_eval:
             self._next_eval = now + self.interval_ms
-            self.evaluate(now)
-        for step in (self.expire, self.run_approved, self.verify_due):
+            steps.insert(0, self.evaluate)
+        for step in steps:
             try:
                 step(now)
             except Exception:  # one failing step never stops the others
@@ -106,15 +110,20 @@ class ActionEngine:
         self.evaluator.new_tick()
         conn = self.store.read()
         for rule in self.rules.values():
+            problems: list[str] = []
             try:
-                made += self._evaluate_rule(rule, conn, now)
+                made += self._evaluate_rule(rule, conn, now, problems)
+            except _RULE_ERRORS as err:
+                problems.append(str(err))
+            if problems:
+                if self.last_errors.get(rule.name) != problems[0]:  # log a lasting problem once
+                    log.warning("optimization rule %s: %s", rule.name, "; ".join(problems))
+                self.last_errors[rule.name] = problems[0]
+            else:
                 self.last_errors.pop(rule.name, None)
-            except (ParamError, PromQLEvalError, TemplateError, ValueError, ArithmeticError) as err:
-                self.last_errors[rule.name] = str(err)
-                log.warning("optimization rule %s: %s", rule.name, err)
         return made
 
-    def _evaluate_rule(self, rule: OptimizationRule, conn, now: int) -> list[int]:
+    def _evaluate_rule(self, rule: OptimizationRule, conn, now: int, problems: list[str]) -> list[int]:
         found = checks.matches(rule, self.evaluator, conn, now)
         for key in [k for k in self._pending if k[0] == rule.name and k[1] not in found]:
             del self._pending[key]
@@ -125,12 +134,15 @@ class ActionEngine:
                 continue
             condition = {"expr": rule.expr, "alerts": list(rule.alerts), "value": _num(match.value),
                          "labels": match.labels, "held_since": since, "at": now}
-            if rule.kind == "missing_indexes":
-                made += self._propose_indexes(rule, conn, match, condition, now)
-            elif self._may_propose(conn, rule, target, now):
-                pid = self._propose(rule, match, target, condition, now)
-                if pid is not None:
-                    made.append(pid)
+            try:  # one target's problem (no value for a parameter, ...) does not stop the others
+                if rule.kind == "missing_indexes":
+                    made += self._propose_indexes(rule, conn, match, condition, now)
+                elif self._may_propose(conn, rule, target, now):
+                    pid = self._propose(rule, match, target, condition, now)
+                    if pid is not None:
+                        made.append(pid)
+            except _RULE_ERRORS as err:
+                problems.append(f"{target}: {err}" if len(found) > 1 else str(err))
         return made
 
     def _may_propose(self, conn, rule: OptimizationRule, target: str, now: int) -> bool:

@@ -160,7 +160,7 @@ def _action(ck: _Checker, raw: Any, path: tuple) -> tuple[str, dict, dict[str, P
         ck.add(path, "expected a mapping with 'kind' and the action's options")
         return None
     kind = raw.get("kind")
-    if kind not in _KIND_KEYS:
+    if not isinstance(kind, str) or kind not in _KIND_KEYS:
         ck.add((*path, "kind") if "kind" in raw else path,
                f"action kind must be one of {', '.join(ACTION_KINDS)}" + (f", got {kind!r}" if kind else ""))
         return None
