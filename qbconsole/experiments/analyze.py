@@ -6,8 +6,8 @@ of squares of the per-user totals of ``value`` and of the per-user event
 counts. Events count only at or after the user's first exposure and, for a
 stopped experiment, at or before it stopped. This is one ``GROUP BY`` query
 over the exposures joined to the covering index of the events (never a row
-per event in Python), so 1M events take well under a second
-(``bench/experiments.py``).
+per event in Python): 1M events take about half a second on a 2-core VM
+(``bench/experiments.py``, target <= 1 s).
 
 Tests, for every metric and every treatment variant against the control,
 with the relative lift:

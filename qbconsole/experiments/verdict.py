@@ -19,7 +19,8 @@ The rules, in this order, all on the **primary** metric (the first listed):
    variance for value and count metrics) at alpha / m (m = the number of
    comparisons, Bonferroni's bound on Holm), scaled for unequal splits
    (``n (1/s_c + 1/s_t) / 2`` users in total), minus the users so far,
-   divided by the observed exposures per day.
+   divided by the observed exposures per day. (A sequential look needs
+   somewhat more than this fixed-horizon figure: its interval is wider.)
 
 A raw rate alone is never a winner: ship and keep need the test.
 """
@@ -145,6 +146,9 @@ def _not_yet(analysis: Analysis, treatments: list[Comparison], small: list, need
         days = still / rate if rate else None
         if still:
             reason += f"; about {still} more users" + (f" (~{days:.1f} days at the current rate)" if days else "")
+            if days and exp.duration_s and analysis.elapsed_s + days * 86400 > exp.duration_s:
+                reason += (f", beyond the planned {exp.duration_s / 86400:g} days: more traffic or a larger "
+                           "minimum effect would be needed")
         else:
             reason += "; the planned sample is reached without a detectable effect of that size"
     else:
