@@ -34,7 +34,7 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable, Mapping
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -192,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
                 log.error("metrics collection failed: %s", type(exc).__name__)
                 self._reply(500, f"collection failed: {type(exc).__name__}\n".encode(), "text/plain; charset=utf-8")
                 return
-            self._reply(200, body, CONTENT_TYPE_LATEST)
+            self._reply(200, body, CONTENT_TYPE_PLAIN_0_0_4)  # what every Prometheus 2.x reads
         elif path == "/":
             self._reply(200, b"qbconsole: metrics at /metrics\n", "text/plain; charset=utf-8")
         else:
