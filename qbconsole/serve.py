@@ -125,10 +125,10 @@ class ConsoleServer(Server):
             if not hmac.compare_digest(request.query["token"].encode(), self.token.encode()):
                 return web.Response(status=403, text="qbconsole serve: wrong token\n")
             rest = {k: v for k, v in request.query.items() if k != "token"}
-            response = web.HTTPFound(request.rel_url.with_query(rest))
-            response.set_cookie(COOKIE, session_value(self.token), httponly=True, samesite="Strict",
+            redirect = web.HTTPFound(request.rel_url.with_query(rest))
+            redirect.set_cookie(COOKIE, session_value(self.token), httponly=True, samesite="Strict",
                                 secure=request.scheme == "https", path="/")
-            return response
+            raise redirect
         if not self._authorised(request):
             return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"},
                                 text=f"qbconsole serve: open /?token=... with the value of {TOKEN_ENV}\n")
