@@ -186,7 +186,7 @@ async def select(pilot, table: DataTable, ids: dict[str, int], rule: str) -> Non
 
 
 # ---- the feed -----------------------------------------------------------------------------------
-async def test_feed_lists_alerts_in_store_order_with_all_columns(store, ids, tmp_path):
+async def test_feed_lists_alerts_in_store_order_and_fits_80x24(store, ids, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         table = await open_alerts(pilot)
@@ -212,11 +212,12 @@ async def test_feed_lists_alerts_in_store_order_with_all_columns(store, ids, tmp
         summary = text_of(app.screen.query_one("#alerts-summary", Static))
         assert summary.startswith("4 firing · 1 pending · 1 resolved")
 
-
-async def test_feed_at_80x24_keeps_the_essential_columns(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        table = await open_alerts(pilot)
+        # At 80x24 the essential columns remain, and the highlighted alert stays highlighted.
+        await select(pilot, table, ids, "HighCPU")
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: len(table.ordered_columns) == 5)
+        await pilot.pause()
+        assert app.screen.selected_id() == ids["HighCPU"], "the highlighted alert stays highlighted"
         assert [c.key.value for c in table.ordered_columns] == ["severity", "name", "state", "since", "ack"]
         assert [k for k, _ in NARROW_COLUMNS] == ["severity", "name", "state", "since", "ack"]
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.region.width
@@ -247,15 +248,26 @@ async def test_empty_store_says_where_alerts_come_from(tmp_path):
 
 
 # ---- acknowledge --------------------------------------------------------------------------------
-async def test_acknowledge_with_comment_and_timeout(store, ids, tmp_path):
+async def test_escape_acknowledges_nothing_then_acknowledge_with_comment_and_timeout(store, ids, tmp_path):
     app = make_app(store, tmp_path)
+    before = acks(store)
+    events_before = rows.events(store.read(), ids["HighMemory"])
     async with app.run_test(size=(100, 30)) as pilot:
         table = await open_alerts(pilot)
-        await select(pilot, table, ids, "HighMemory")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AckModal))
+        await pilot.press("x", "escape")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        await pilot.pause(0.1)
+        assert acks(store) == before and before["HighMemory"][0] is None
+        assert rows.events(store.read(), ids["HighMemory"]) == events_before
+
+        await pilot.click("#alerts-ack-button")  # the button does what `a` does
+        await until(pilot, lambda: isinstance(app.screen, AckModal))
+        assert app.screen.alert.id == ids["HighMemory"]
         assert app.screen.focused is app.screen.query_one("#ack-comment", Input)
         await pilot.press(*"on it")
+        assert app.screen.query_one("#ack-comment", Input).value == "on it"
         app.screen.query_one("#ack-comment", Input).value = "rolling back"
         app.screen.query_one("#ack-timeout", Input).value = "soon"
         await pilot.press("enter")
@@ -272,27 +284,6 @@ async def test_acknowledge_with_comment_and_timeout(store, ids, tmp_path):
         await until(pilot, lambda: feed(table)[0]["ack"] == f"✔ {OPERATOR}")
         assert any(f"Acknowledged HighMemory (#{ids['HighMemory']}) as {OPERATOR}" in n.message
                    for n in app._notifications)
-
-
-async def test_escape_acknowledges_nothing_and_the_button_acknowledges(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    before = acks(store)
-    events_before = rows.events(store.read(), ids["HighMemory"])
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_alerts(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, AckModal))
-        await pilot.press("x", "escape")
-        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
-        await pilot.pause(0.2)
-        assert acks(store) == before and before["HighMemory"][0] is None
-        assert rows.events(store.read(), ids["HighMemory"]) == events_before
-        await pilot.click("#alerts-ack-button")
-        await until(pilot, lambda: isinstance(app.screen, AckModal))
-        assert app.screen.alert.id == ids["HighMemory"]
-        await pilot.press("enter")  # no comment, no timeout
-        await until(pilot, lambda: acks(store)["HighMemory"][0] == OPERATOR)
-    assert acks(store)["HighMemory"] == (OPERATOR, NOW_MS, "", None)
 
 
 async def test_acknowledging_a_resolved_alert_is_refused(store, ids, tmp_path):
@@ -320,33 +311,7 @@ async def test_acknowledging_a_resolved_alert_is_refused(store, ids, tmp_path):
 
 
 # ---- silence ------------------------------------------------------------------------------------
-async def test_silence_from_the_feed(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        table = await open_alerts(pilot)
-        await select(pilot, table, ids, "HighCPU")
-        await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, SilenceModal))
-        modal = app.screen
-        box = modal.query_one("#silence-matchers", Input)
-        assert box.value == 'alertname="HighCPU" instance="web-2" severity="warning"'
-        assert modal.query_one("#silence-duration", Input).value == "1h"
-        assert modal.focused is modal.query_one("#silence-comment", Input)
-        box.value = 'alertname="HighCPU" instance=~"web-.*"'
-        await pilot.pause()
-        assert "Mutes 1 alert in the feed (including this one) for 1h" in text_of(modal.query_one("#silence-matches"))
-        modal.query_one("#silence-comment", Input).value = "deploy 4.2"
-        await pilot.press("enter")
-        await until(pilot, lambda: rows.silences(store.read(), NOW_MS) != [])
-        (silence,) = rows.silences(store.read(), NOW_MS)
-        assert silence.matchers == [Matcher("alertname", "=", "HighCPU"), Matcher("instance", "=~", "web-.*")]
-        assert (silence.created_by, silence.comment) == (OPERATOR, "deploy 4.2")
-        assert (silence.starts_at, silence.ends_at) == (NOW_MS, NOW_MS + 3_600_000)
-        await until(pilot, lambda: {r["name"]: r["ack"] for r in feed(table)}["HighCPU"] == "✔ alice · silenced")
-        assert {r["name"]: r["ack"] for r in feed(table)}["HighMemory"] == "—"
-
-
-async def test_bad_matcher_or_missing_comment_is_shown_inline_and_creates_nothing(store, ids, tmp_path):
+async def test_silence_refuses_bad_matchers_inline_then_creates_the_silence(store, ids, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_alerts(pilot)
@@ -371,8 +336,31 @@ async def test_bad_matcher_or_missing_comment_is_shown_inline_and_creates_nothin
         assert "a comment is required" in text_of(error)
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
-        await pilot.pause(0.2)
-    assert rows.silences(store.read()) == []
+        await pilot.pause(0.1)
+        assert rows.silences(store.read()) == []
+
+        # Then a good one, from the highlighted HighCPU.
+        table = app.screen.query_one(AlertTable)
+        await select(pilot, table, ids, "HighCPU")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SilenceModal))
+        modal = app.screen
+        box = modal.query_one("#silence-matchers", Input)
+        assert box.value == 'alertname="HighCPU" instance="web-2" severity="warning"'
+        assert modal.query_one("#silence-duration", Input).value == "1h"
+        assert modal.focused is modal.query_one("#silence-comment", Input)
+        box.value = 'alertname="HighCPU" instance=~"web-.*"'
+        await pilot.pause()
+        assert "Mutes 1 alert in the feed (including this one) for 1h" in text_of(modal.query_one("#silence-matches"))
+        modal.query_one("#silence-comment", Input).value = "deploy 4.2"
+        await pilot.press("enter")
+        await until(pilot, lambda: rows.silences(store.read(), NOW_MS) != [])
+        (silence,) = rows.silences(store.read(), NOW_MS)
+        assert silence.matchers == [Matcher("alertname", "=", "HighCPU"), Matcher("instance", "=~", "web-.*")]
+        assert (silence.created_by, silence.comment) == (OPERATOR, "deploy 4.2")
+        assert (silence.starts_at, silence.ends_at) == (NOW_MS, NOW_MS + 3_600_000)
+        await until(pilot, lambda: {r["name"]: r["ack"] for r in feed(table)}["HighCPU"] == "✔ alice · silenced")
+        assert {r["name"]: r["ack"] for r in feed(table)}["HighMemory"] == "—"
 
 
 # ---- detail -------------------------------------------------------------------------------------
@@ -422,22 +410,27 @@ async def test_detail_shows_annotations_history_and_delivery(store, ids, tmp_pat
 
 
 # ---- filters and palette ------------------------------------------------------------------------
-async def test_text_and_state_filters(store, ids, tmp_path):
+async def test_text_and_state_filters_and_the_palette(store, ids, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         table = await open_alerts(pilot)
         names = lambda: [r["name"] for r in feed(table)]  # noqa: E731
         await pilot.press("slash")
         assert app.screen.focused is app.screen.query_one("#alerts-filter", Input)
-        await pilot.press(*"web-")
-        await until(pilot, lambda: names() == ["HighMemory", "HighCPU"])
+        await pilot.press("2")  # typing filters as it goes: instance=web-2
+        await until(pilot, lambda: names() == ["HighCPU"])
+        app.screen.query_one("#alerts-filter", Input).value = "web-"
+        await pilot.pause()
+        assert names() == ["HighMemory", "HighCPU"]
         await pilot.press("enter")
         assert app.screen.focused is table
         assert 'showing 2 of 6: "web-"' in text_of(app.screen.query_one("#alerts-summary", Static))
         await pilot.press("escape")
         await until(pilot, lambda: names() == FEED_ORDER)
+
         await pilot.press("f")
         await until(pilot, lambda: names() == FEED_ORDER[:4])
+        assert "showing 4 of 6: firing" in text_of(app.screen.query_one("#alerts-summary", Static))
         await pilot.press("f")
         await until(pilot, lambda: names() == ["HighResponseTime"])
         await pilot.press("f")
@@ -449,16 +442,12 @@ async def test_text_and_state_filters(store, ids, tmp_path):
         await pilot.press("escape")
         await until(pilot, lambda: names() == FEED_ORDER)
 
-
-async def test_palette_offers_the_alert_actions(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_alerts(pilot)
+        # The same actions by name in the command palette.
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Acknowledge (Alerts)", "Silence (Alerts)", "Filter (Alerts)", "State (Alerts)",
                       "Details (Alerts)"):
             assert title in titles
-        await pilot.press("ctrl+p", *"ackn")
+        await pilot.press("ctrl+p", *"ack")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, AckModal))
@@ -567,7 +556,8 @@ def test_ack_modal_snapshot(snap_compare, frozen_alerts_app):
         await _feed_ready(pilot)
         await pilot.press("a")
         await until(pilot, lambda: isinstance(pilot.app.screen, AckModal))
-        await pilot.press(*"rolling back")
+        app = pilot.app
+        app.screen.query_one("#ack-comment", Input).value = "rolling back"
         await pilot.pause()
 
     assert snap_compare(frozen_alerts_app, terminal_size=(100, 30), run_before=modal)

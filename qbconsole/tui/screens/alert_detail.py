@@ -130,7 +130,8 @@ def history(events: tuple[AlertEvent, ...], expr: str | None) -> Content:
 def notifications(rows: tuple[OutboxRow, ...], now_ms: int) -> Content:
     """Each notification: channel, kind, delivery state, attempts, last error, next attempt."""
     if not rows:
-        return Content.styled("No notification has carried this alert (none due yet, silenced, or no route).",
+        return Content.styled("No notification has carried this alert yet (not due, silenced, inhibited, no route, "
+                              "or its channels are disabled).",
                               "$text-muted")
     width = max(len(r.channel) for r in rows)
     kind_width = max(len(r.kind) for r in rows)

@@ -141,6 +141,7 @@ class AlertsScreen(SectionScreen):
         table = self.query_one(AlertTable)
         alerts = self.visible_alerts(snapshot)
         columns = WIDE_COLUMNS if self.size.width >= WIDE_AT else NARROW_COLUMNS
+        current = self.selected_id()
         if columns != self._columns:
             table.clear(columns=True)
             for key, label in columns:
@@ -154,7 +155,6 @@ class AlertsScreen(SectionScreen):
                 for (column, _), cell in zip(columns, row):
                     table.update_cell(key, column, cell, update_width=True)
         else:
-            current = self.selected_id()
             table.clear()
             for key, row in zip(keys, rows):
                 table.add_row(*row, key=key)
@@ -166,10 +166,10 @@ class AlertsScreen(SectionScreen):
         counts = {s: sum(a.state == s for a in snapshot.alerts) for s in STATE_FILTERS[1:]}
         total = len(snapshot.alerts)
         parts = [f"{counts['firing']} firing · {counts['pending']} pending · {counts['resolved']} resolved (15m)"]
-        if self.state_filter != "all" or self.filter_text:
+        if self.state_filter != "all" or self.filter_text:  # first: it explains rows that are missing
             what = [self.state_filter] if self.state_filter != "all" else []
             what += [f'"{self.filter_text}"'] if self.filter_text else []
-            parts.append(f"showing {len(alerts)} of {total}: {' '.join(what)}")
+            parts.insert(0, f"showing {len(alerts)} of {total}: {' '.join(what)}")
         self.query_one("#alerts-summary", Static).update(" │ ".join(parts))
         empty = self.query_one("#alerts-empty", Static)
         table = self.query_one(AlertTable)
@@ -226,8 +226,7 @@ class AlertsScreen(SectionScreen):
 
     def action_state_filter(self) -> None:
         self.state_filter = STATE_FILTERS[(STATE_FILTERS.index(self.state_filter) + 1) % len(STATE_FILTERS)]
-        self.notify(f"Showing {self.state_filter} alerts", timeout=2)
-        self._reshow()
+        self._reshow()  # the summary line says which states are shown
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#alerts-filter", Input)
