@@ -39,25 +39,31 @@ def _response_time(w: Window) -> dict[str, Any]:
     return {"average": average, **qs}
 
 
-def _requests(w: Window) -> dict[str, Any]:
+def _requests(w: Window, detail: bool) -> dict[str, Any]:
+    peak = m.peak_rate(w, REQUESTS, "requests/s", "requests per second, peak")  # reads per minute: first
     total = m.counter_figure(w, REQUESTS, "requests", "requests")
-    return {
+    out = {
         "total": total,
         "per_second_average": m.rate_figure(total, w, "requests/s", "requests per second, average"),
-        "per_second_peak": m.peak_rate(w, REQUESTS, "requests/s", "requests per second, peak"),
-        "successful_per_second_peak": m.peak_rate(w, REQUESTS, "requests/s", "successful (non-5xx) requests per "
-                                                  "second, peak", keep=lambda labels: not server_error(labels)),
+        "per_second_peak": peak,
     }
+    if detail:
+        out["successful_per_second_peak"] = m.peak_rate(
+            w, REQUESTS, "requests/s", "successful (non-5xx) requests per second, peak",
+            keep=lambda labels: not server_error(labels))
+    return out
 
 
 def _errors(w: Window, total_requests: float | None, detail: bool) -> dict[str, Any]:
     errors = m.counter_figure(w, REQUESTS, "requests", "server errors (5xx)", keep=server_error)
     if errors.value is None and total_requests is not None:
         errors = figure(0.0, "requests", "server errors (5xx)", f"no 5xx series of {REQUESTS} in the window")
-    clients = m.counter_figure(w, REQUESTS, "requests", "client errors (4xx)", keep=client_error)
-    if clients.value is None and total_requests is not None:
-        clients = figure(0.0, "requests", "client errors (4xx)", f"no 4xx series of {REQUESTS} in the window")
-    out: dict[str, Any] = {"total": errors, "client_errors": clients}
+    out: dict[str, Any] = {"total": errors}
+    if detail:
+        clients = m.counter_figure(w, REQUESTS, "requests", "client errors (4xx)", keep=client_error)
+        if clients.value is None and total_requests is not None:
+            clients = figure(0.0, "requests", "client errors (4xx)", f"no 4xx series of {REQUESTS} in the window")
+        out["client_errors"] = clients
     if total_requests is None:
         out["rate"] = missing("ratio", "error rate", m.no_samples(REQUESTS))
     elif total_requests == 0:
@@ -125,19 +131,22 @@ def backends(w: Window) -> dict[str, Any]:
 
 
 def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
-    requests = _requests(w)
+    """The section; ``detail=False`` gives only the headline figures (previous period)."""
+    if detail:  # first: the charts read counters per minute, the totals then come from that
+        chart_data = {
+            "requests_per_second": charts.rate_chart(w, REQUESTS, "requests/s", "Requests per second"),
+            "p95": charts.quantile_chart(w, DURATION, 0.95, "seconds", "Response time p95"),
+        }
+    requests = _requests(w, detail)
     section: dict[str, Any] = {
         "response_time": _response_time(w),
         "requests": requests,
         "errors": _errors(w, requests["total"].value, detail),
         "availability": availability.build(w, detail=detail),
-        "connections": m.gauge_figures(w, "http_connections", "count", "open connections"),
-        "backends": backends(w),
     }
     if detail:
+        section["connections"] = m.gauge_figures(w, "http_connections", "count", "open connections")
+        section["backends"] = backends(w)
         section["slowest_routes"] = slowest_routes(w)
-        section["charts"] = {
-            "requests_per_second": charts.rate_chart(w, REQUESTS, "requests/s", "Requests per second"),
-            "p95": charts.quantile_chart(w, DURATION, 0.95, "seconds", "Response time p95"),
-        }
+        section["charts"] = chart_data
     return section

@@ -31,9 +31,10 @@ def _interval_ms(w: Window, sid: int) -> float | None:
     return float(statistics.median(gaps)) if gaps else None
 
 
-def _outages(w: Window, sid: int, interval_ms: float) -> list[tuple[int, int, int]]:
+def _outages(w: Window, sid: int) -> list[tuple[int, int, int]]:
     """(first failed ts, last failed ts, failed probes) for each run of failures."""
-    failing = [r[0] for r in w.minutes(sid) if r[2] < r[1]]  # sum < count: a failure in that minute
+    mm = w.minutes(sid)
+    failing = [t for t, n, ok in zip(mm.minutes, mm.counts, mm.sums) if ok < n]  # a failure in that minute
     if not failing or len(failing) > MAX_OUTAGE_MINUTES:
         return []
     runs: list[list[int]] = []
@@ -85,7 +86,7 @@ def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
         probes, failed = probes + st.count, failed + int(bad)
         intervals.append(interval)
         if detail:
-            for first, last, n in _outages(w, s.id, interval):
+            for first, last, n in _outages(w, s.id):
                 outages.append({"target": name,
                                 "start": figure(first, TIMESTAMP, "outage start"),
                                 "end": figure(last + interval, TIMESTAMP, "outage end",

@@ -32,24 +32,22 @@ TOP_PAGES = 10
 
 
 def build_business(w: Window, *, detail: bool = True) -> dict[str, Any]:
+    """The section; ``detail=False`` gives only the headline figures (previous period)."""
     signups = m.counter_figure(w, "quickbid_signups_total", "count", "new users")
     sessions = m.counter_figure(w, "quickbid_sessions_total", "count", "sessions")
-    bids = m.counter_figure(w, "quickbid_bids_total", "count", "bids")
     orders = m.counter_figure(w, "quickbid_orders_total", "count", "orders")
     revenue = m.counter_figure(w, "quickbid_revenue_total", "currency", "revenue")
     active = m.gauge_figures(w, "quickbid_active_users", "count", "active users")
-    out: dict[str, Any] = {
-        "new_users": signups,
-        "active_users": active,
-        "sessions": sessions,
-        "bids": bids,
-        "orders": orders,
-        "revenue": revenue,
-        "average_order_value": ratio(revenue, orders, "currency", "average order value", "revenue ÷ orders"),
-        "revenue_per_user": ratio(revenue, active["average"], "currency", "revenue per user",
-                                  "revenue ÷ average active users"),
-        "conversion_rate": ratio(orders, sessions, "ratio", "conversion rate", "orders ÷ sessions started"),
-    }
+    out: dict[str, Any] = {"new_users": signups, "active_users": active, "sessions": sessions}
+    if detail:
+        out["bids"] = bids = m.counter_figure(w, "quickbid_bids_total", "count", "bids")
+    out["orders"] = orders
+    out["revenue"] = revenue
+    out["average_order_value"] = ratio(revenue, orders, "currency", "average order value", "revenue ÷ orders")
+    if detail:
+        out["revenue_per_user"] = ratio(revenue, active["average"], "currency", "revenue per user",
+                                        "revenue ÷ average active users")
+    out["conversion_rate"] = ratio(orders, sessions, "ratio", "conversion rate", "orders ÷ sessions started")
     if detail:
         steps, before = [], None
         for (step, metric, what), fig in zip(FUNNEL, (sessions, bids, orders)):
@@ -112,8 +110,9 @@ def build_experience(w: Window, *, detail: bool = True) -> dict[str, Any]:
         return found or {k: missing("seconds", f"{what} {k}", m.no_samples(name)) for k in qs}
 
     page_load = exact("rum_page_load_seconds", {"p75": 0.75, "p95": 0.95}, "page load")
-    if detail:
-        page_load["pages"] = _pages(w)
+    if not detail:
+        return {"page_load": page_load, **nps(w)}
+    page_load["pages"] = _pages(w)
     return {
         "page_load": page_load,
         "interaction": exact("rum_interaction_seconds", {"p75": 0.75}, "interaction"),

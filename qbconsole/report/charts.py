@@ -28,14 +28,10 @@ def _chart(label: str, unit: str, method: str, points: list[list]) -> dict[str, 
     return {"label": label, "unit": unit, "method": method, "points": stamped}
 
 
-def _by_span(rows: list[tuple], spans: list[tuple[int, int]]) -> list[list[tuple]]:
-    """Minute-keyed rows grouped by the span their minute falls in."""
-    keys = [r[0] for r in rows]
-    out = []
-    for a, b in spans:
-        lo = (a + 1) // MINUTE * MINUTE
-        out.append(rows[bisect.bisect_left(keys, lo):bisect.bisect_right(keys, b)])
-    return out
+def _by_span(minutes: list[int], spans: list[tuple[int, int]]) -> list[slice]:
+    """For each span, the slice of ``minutes`` (ascending minute starts) that falls in it."""
+    return [slice(bisect.bisect_left(minutes, (a + 1) // MINUTE * MINUTE), bisect.bisect_right(minutes, b))
+            for a, b in spans]
 
 
 def gauge_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | None = None) -> dict[str, Any]:
@@ -44,9 +40,10 @@ def gauge_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | No
     count = [0] * len(spans)
     total = [0.0] * len(spans)
     for s in m.select(w, name, keep):
-        for i, rows in enumerate(_by_span(w.minutes(s.id), spans)):
-            count[i] += sum(r[1] for r in rows)
-            total[i] += sum(r[2] for r in rows)
+        mm = w.minutes(s.id)
+        for i, part in enumerate(_by_span(mm.minutes, spans)):
+            count[i] += sum(mm.counts[part])
+            total[i] += math.fsum(mm.sums[part])
     points = [[b, total[i] / count[i] if count[i] else None] for i, (_, b) in enumerate(spans)]
     return _chart(label, unit, f"mean of {name} per span", points)
 
@@ -55,9 +52,12 @@ def rate_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | Non
     """Summed counter increase in each span ÷ the span's length."""
     spans = _spans(w)
     per_minute = sorted(m.minute_increments(w, m.select(w, name, keep)).items())
+    minutes = [t for t, _ in per_minute]
+    values = [v for _, v in per_minute]
     points = []
-    for (a, b), rows in zip(spans, _by_span(per_minute, spans)):
-        points.append([b, sum(v for _, v in rows) / ((b - a) / 1000) if rows else None])
+    for (a, b), part in zip(spans, _by_span(minutes, spans)):
+        chunk = values[part]
+        points.append([b, math.fsum(chunk) / ((b - a) / 1000) if chunk else None])
     return _chart(label, unit, f"increase of {name} per span ÷ span length", points)
 
 
@@ -79,9 +79,11 @@ def quantile_chart(w: Window, base: str, q: float, unit: str, label: str,
         le = parse_go_float(s.labels.get("le", ""))
         if le is None:
             continue
-        for i, rows in enumerate(_by_span(w.increments(s.id), spans)):
-            if rows:
-                per_span[i][le] = per_span[i].get(le, 0.0) + sum(v for _, v in rows)
+        incs = w.increments(s.id)
+        for i, part in enumerate(_by_span(incs.minutes, spans)):
+            chunk = incs.values[part]
+            if chunk:
+                per_span[i][le] = per_span[i].get(le, 0.0) + math.fsum(chunk)
     points = []
     for (_, b), buckets in zip(spans, per_span):
         value = m.histogram_quantile(buckets, q) if buckets.get(math.inf) else math.nan

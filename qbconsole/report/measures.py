@@ -7,6 +7,7 @@ whose reason names the metric that had no samples.
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
 from typing import Callable, Iterable
 
@@ -94,9 +95,19 @@ def rate_figure(total: Figure, w: Window, unit: str, label: str) -> Figure:
 
 def minute_increments(w: Window, series: Iterable[SeriesInfo]) -> dict[int, float]:
     """minute -> summed increase of the series in that minute."""
+    same: tuple[list[int], list[float]] | None = None  # series sharing the same minutes add up as columns
     out: dict[int, float] = defaultdict(float)
     for s in series:
-        for minute, inc in w.increments(s.id):
+        incs = w.increments(s.id)
+        if same is None:
+            same = (incs.minutes, list(incs.values))
+        elif incs.minutes == same[0]:
+            same = (same[0], list(map(operator.add, same[1], incs.values)))
+        else:
+            for minute, inc in zip(incs.minutes, incs.values):
+                out[minute] += inc
+    if same is not None:
+        for minute, inc in zip(*same):
             out[minute] += inc
     return dict(out)
 

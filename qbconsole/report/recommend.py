@@ -106,7 +106,7 @@ def _latency(r, cfg):
 def _cache(r, cfg):
     rate = get(r["system"], "cache", "hit_rate")
     target = slo_target(cfg, "cache_hits_total", 0.9, (">", ">="))
-    if _v(rate) is None or rate.value >= target:
+    if _v(rate) is None or rate.value > target:  # the target is "above": at it is not enough
         return None
     return _rec("high" if rate.value < target / 2 else "medium", "low_cache_hit_rate", "Low cache hit rate",
                 f"the cache answered {rate.text()} of lookups (target {target:.0%})",
@@ -134,7 +134,7 @@ def _availability(r, cfg):
     av = r["application"].get("availability", {})
     value = get(av, "availability")
     target = slo_target(cfg, "probe_success", 0.999, (">", ">="))
-    if _v(value) is None or value.value >= target:
+    if _v(value) is None or value.value > target:
         return None
     outages = av.get("outages") or []
     longest = f"; the longest outage lasted {outages[0]['duration'].text()}" if outages else ""

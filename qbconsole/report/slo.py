@@ -102,7 +102,7 @@ class SLOs:
         else:
             row["error_budget_used"], row["budget_definition"] = self._budget(slo, row["actual"])
         if detail and result.vector and len(result.vector) > 1:
-            row["series"] = [{"labels": lb, "value": figure(v, unit, _labels(lb))} for lb, v in result.vector]
+            row["series"] = [{"labels": lb, "actual": figure(v, unit, _labels(lb))} for lb, v in result.vector]
         return row
 
     def _budget(self, slo: dict, actual: Figure) -> tuple[Figure, str]:

@@ -22,9 +22,11 @@ def slo_target(config, metric: str, default: float, ops: tuple[str, ...] = ("<",
     return default
 
 
-def _usage(w: Window, config, metric: str, what: str) -> dict[str, Figure]:
+def _usage(w: Window, config, metric: str, what: str, detail: bool) -> dict[str, Figure]:
     target = slo_target(config, metric, DEFAULT_TARGETS[metric])
     out = m.gauge_figures(w, metric, "percent", what)
+    if not detail:
+        return out
     out["utilization"] = m.share_above(w, metric, target, what, f"{target:g} %")
     out["target"] = figure(target, "percent", f"{what} target", "from the SLOs of the rules file")
     return out
@@ -57,25 +59,25 @@ def _network(w: Window) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, metric, label in (("received", "system_network_received_bytes_total", "network in"),
                                ("sent", "system_network_sent_bytes_total", "network out")):
+        peak = m.peak_rate(w, metric, "bytes/s", f"{label} peak")  # reads per minute: first
         total = m.counter_figure(w, metric, "bytes", f"{label} total")
         out[f"{key}_total"] = total
         out[key] = m.rate_figure(total, w, "bytes/s", f"{label} average")
-        out[f"{key}_peak"] = m.peak_rate(w, metric, "bytes/s", f"{label} peak")
+        out[f"{key}_peak"] = peak
     return out
 
 
 def _database(w: Window, detail: bool) -> dict[str, Any]:
     base = "db_query_duration_seconds"
-    out: dict[str, Any] = {
-        "query_time_average": m.histogram_average(w, base, "seconds", "query time average"),
-        "query_time_p95": m.quantiles(w, base, {"p95": 0.95}, "seconds", "query time")["p95"],
-        "connections_average": m.gauge_figures(w, "db_connections", "count", "database connections")["average"],
-    }
+    out: dict[str, Any] = {"query_time_average": m.histogram_average(w, base, "seconds", "query time average")}
+    if not detail:
+        return out
+    out["query_time_p95"] = m.quantiles(w, base, {"p95": 0.95}, "seconds", "query time")["p95"]
+    out["connections_average"] = m.gauge_figures(w, "db_connections", "count", "database connections")["average"]
     queries = m.counter_figure(w, base + "_count", "count", "queries")
     out["queries"] = queries
     out["throughput"] = m.rate_figure(queries, w, "queries/s", "query throughput")
-    if detail:
-        out["slowest_queries"] = slowest_queries(w)
+    out["slowest_queries"] = slowest_queries(w)
     return out
 
 
@@ -114,14 +116,16 @@ def _cache(w: Window) -> dict[str, Figure]:
 
 
 def build(w: Window, config, *, detail: bool = True) -> dict[str, Any]:
+    """The section; ``detail=False`` gives only the headline figures (previous period)."""
     section: dict[str, Any] = {
-        "cpu": _usage(w, config, "system_cpu_percent", "CPU"),
-        "memory": _usage(w, config, "system_memory_percent", "memory"),
-        "disk": _disk(w),
-        "network": _network(w),
-        "database": _database(w, detail),
-        "cache": _cache(w),
+        "cpu": _usage(w, config, "system_cpu_percent", "CPU", detail),
+        "memory": _usage(w, config, "system_memory_percent", "memory", detail),
     }
+    if detail:
+        section["disk"] = _disk(w)
+        section["network"] = _network(w)
+    section["database"] = _database(w, detail)
+    section["cache"] = _cache(w)
     if detail:
         section["charts"] = {
             "cpu": charts.gauge_chart(w, "system_cpu_percent", "percent", "CPU"),

@@ -4,15 +4,8 @@ Whole minutes that the store has finished rolling up are read from its per-minut
 rollups (count/sum/min/max); the partial minutes at both edges and the minutes
 not yet final are read from raw samples. Averages, sums, counts, minima and maxima
 are therefore exact (the same as over the raw samples) at a small fraction of the
-cost. Staleness markers and NaN are skipped, as the rollups skip them.
-
-Counter increases: the sum over consecutive samples of ``v - prev`` (``v`` alone
-after a reset, i.e. when ``v < prev``); the first pair starts at the last sample at
-or before ``start`` (within 5 minutes), so increases of adjacent windows add up.
-From rollups a minute adds ``max - prev``; a minute whose lowest value is below
-the value before it (a reset), or whose predecessor is unknown, is recomputed from
-its raw samples. What rollups cannot show: a counter that goes down inside one
-minute without going below the value it had before that minute.
+cost. Staleness markers and NaN are skipped, as the rollups skip them. Counter
+increases (resets handled) are computed the same way, see ``counters.py``.
 
 Windows older than the raw retention lose their partial first minute (rollups
 only hold whole minutes): ``trimmed_start`` then says where the figures begin.
@@ -20,16 +13,32 @@ only hold whole minutes): ``trimmed_start`` then says where the figures begin.
 
 from __future__ import annotations
 
-import bisect
 import math
 from typing import NamedTuple
 
+from qbconsole.report import counters
 from qbconsole.store import SeriesInfo, Store, maintenance
 
 MINUTE = maintenance.MINUTE_MS
 COUNTER_LOOKBACK_MS = 300_000  # the baseline sample of a counter: Prometheus's staleness period
-MAX_RESET_QUERIES = 64  # beyond this many suspect minutes, read the rest of the series raw
 _NUM = "typeof(value) = 'real'"
+
+
+class Increments(NamedTuple):
+    """A counter's increase per minute: parallel lists, minutes ascending."""
+
+    minutes: list[int]
+    values: list[float]
+
+
+class Minutes(NamedTuple):
+    """Per-minute count, sum, min and max of a series: parallel lists, minutes ascending."""
+
+    minutes: list[int]
+    counts: list[int]
+    sums: list[float]
+    mins: list[float]
+    maxs: list[float]
 
 
 class Stats(NamedTuple):
@@ -59,6 +68,7 @@ class Window:
         if end_ms <= start_ms:
             raise ValueError("the window must end after it starts")
         self.store = store
+        self.minute, self.counter_lookback_ms = MINUTE, COUNTER_LOOKBACK_MS
         self.start, self.end, self.now = int(start_ms), int(end_ms), int(now_ms)
         self.seconds = (self.end - self.start) / 1000
         self.conn = store.read()
@@ -79,9 +89,10 @@ class Window:
             self.head = None  # purged: the figures start at the first whole minute
             self.trimmed_start = lo
         self._series: dict[str, list[SeriesInfo]] = {}
-        self._minutes: dict[int, list[tuple]] = {}
+        self._minutes: dict[int, Minutes] = {}
         self._stats: dict[int, Stats | None] = {}
-        self._incs: dict[int, list[tuple[int, float]]] = {}
+        self._incs: dict[int, Increments] = {}
+        self._totals: dict[int, float | None] = {}
         self._points: dict[int, list[tuple[int, float]]] = {}
         self.approximate: set[int] = set()  # counters read where raw samples were gone
 
@@ -131,26 +142,26 @@ class Window:
             "SELECT minute, count, sum, min, max FROM rollups WHERE series_id = ? AND minute >= ?"
             " AND minute < ? ORDER BY minute", (sid, lo, hi)).fetchall()
 
-    def minutes(self, sid: int) -> list[tuple[int, int, float, float, float]]:
-        """(minute, count, sum, min, max) for every minute with samples, ascending."""
-        rows = self._minutes.get(sid)
-        if rows is None:
+    def minutes(self, sid: int) -> Minutes:
+        """count, sum, min and max per minute with samples, ascending."""
+        found = self._minutes.get(sid)
+        if found is None:
             rows = []
             if self.head is not None:
                 rows += self._raw_minutes(sid, *self.head)
             rows += self._rollups(sid)
             rows += self._raw_minutes(sid, *self.tail)
-            self._minutes[sid] = rows
-        return rows
+            found = self._minutes[sid] = Minutes(*(list(c) for c in zip(*rows))) if rows else \
+                Minutes([], [], [], [], [])
+        return found
 
     def stats(self, sid: int) -> Stats | None:
         """count, sum, min and max of the samples in the window; None when there are none."""
         if sid in self._stats:
             return self._stats[sid]
         if sid in self._minutes:
-            rows = self._minutes[sid]
-            parts = [Stats(sum(r[1] for r in rows), sum(r[2] for r in rows),
-                           min(r[3] for r in rows), max(r[4] for r in rows))] if rows else []
+            mm = self._minutes[sid]
+            parts = [Stats(sum(mm.counts), math.fsum(mm.sums), min(mm.mins), max(mm.maxs))] if mm.minutes else []
         else:
             parts = []
             ranges = ([self.head] if self.head else []) + [self.tail]
@@ -200,66 +211,30 @@ class Window:
             (sid, max(self.start + 1, self.raw_from), self.end, limit))]
         return [a - b for a, b in zip(ts, ts[1:])]
 
-    # ---- counters -------------------------------------------------------------------
-    def increments(self, sid: int) -> list[tuple[int, float]]:
-        """(minute, increase attributed to it) for every minute with samples, ascending.
+    # ---- counters (see counters.py) ---------------------------------------------------
+    def raw_range(self, sid: int, lo: int, hi: int) -> list[tuple[int, float]]:
+        return self._raw(sid, lo, hi)
 
-        A pair of samples counts in the minute of its later sample; a minute whose
-        only sample has no predecessor adds 0 (Prometheus does not count it either).
-        """
+    def increments(self, sid: int) -> Increments:
+        """The counter's increase per minute (only minutes with samples), ascending."""
         cached = self._incs.get(sid)
-        if cached is not None:
-            return cached
-        out: dict[int, float] = {}
-        prev = self._baseline(sid)
-
-        def run(points) -> None:
-            nonlocal prev
-            for ts, v in points:
-                m = ts // MINUTE * MINUTE
-                inc = 0.0 if prev is None else (v - prev if v >= prev else v)
-                out[m] = out.get(m, 0.0) + inc
-                prev = v
-
-        if self.head is not None:
-            run(self._raw(sid, *self.head))
-        queries = 0
-        rows = self._rollups(sid)
-        for minute, _count, _sum, low, high in rows:
-            if prev is not None and low >= prev:
-                out[minute] = out.get(minute, 0.0) + (high - prev)
-                prev = high
-                continue
-            if minute < self.raw_from:  # raw gone: assume a reset at the start of the minute
+        if cached is None:
+            minutes, incs, approximate = counters.increments(self, sid)
+            cached = self._incs[sid] = Increments(minutes, incs)
+            if approximate:
                 self.approximate.add(sid)
-                out[minute] = out.get(minute, 0.0) + (high - low if prev is None else high)
-                prev = high
-                continue
-            queries += 1
-            if queries > MAX_RESET_QUERIES:  # not behaving like a counter: read the rest raw
-                run(self._raw(sid, minute, self.roll[1] - 1))
-                break
-            run(self._raw(sid, minute, minute + MINUTE - 1))
-        run(self._raw(sid, *self.tail))
-        result = self._incs[sid] = sorted(out.items())
-        return result
-
-    def _baseline(self, sid: int) -> float | None:
-        """The counter's value just before the window (the last sample within 5 minutes)."""
-        if self.head is None and self.trimmed_start is not None:
-            row = self.conn.execute("SELECT max FROM rollups WHERE series_id = ? AND minute = ?",
-                                    (sid, self.trimmed_start - MINUTE)).fetchone()
-            return row[0] if row else None
-        row = self.last_value(sid, self.start - COUNTER_LOOKBACK_MS - 1, self.start)
-        return row[1] if row else None
+        return cached
 
     def increase(self, sid: int) -> float | None:
         """The counter's increase over the window; None when it has no sample in it."""
-        incs = self.increments(sid)
-        return sum(v for _, v in incs) if incs else None
-
-
-def in_range(rows: list[tuple], lo_ms: int, hi_ms: int) -> list[tuple]:
-    """Rows (keyed by their first element, ascending) with lo_ms <= key <= hi_ms."""
-    keys = [r[0] for r in rows]
-    return rows[bisect.bisect_left(keys, lo_ms):bisect.bisect_right(keys, hi_ms)]
+        if sid in self._totals:
+            return self._totals[sid]
+        if sid in self._incs:
+            incs = self._incs[sid].values
+            total = math.fsum(incs) if incs else None
+        else:
+            total, approximate = counters.increase(self, sid)
+            if approximate:
+                self.approximate.add(sid)
+        self._totals[sid] = total
+        return total

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 from typing import NamedTuple
 
 from qbconsole.report.window import MINUTE, Window
@@ -27,7 +28,7 @@ from qbconsole.rules.promql import (
     Aggregate, Binary, Call, Evaluator, MatrixSelector, NumberLiteral, Paren, PromQLEvalError,
     PromQLSyntaxError, StoreQuerier, Unary, VectorSelector, parse,
 )
-from qbconsole.rules.promql.functions import quantile as prom_quantile
+from qbconsole.store.queries import quantile_of_sorted
 
 WINDOW = "[W]"
 _SENTINEL_MS = 9_876_543_210  # stands for [W] in the parsed tree
@@ -94,7 +95,6 @@ class WindowQL:
     def __init__(self, window: Window) -> None:
         self.w = window
         self._selected: dict[VectorSelector, list] = {}
-        self._keys: dict[tuple[str, int], list[int]] = {}
         self._store_querier = StoreQuerier(window.store)
 
     # ---- evaluation -----------------------------------------------------------------
@@ -112,9 +112,11 @@ class WindowQL:
         jobs: list[_Job] = []
         rewritten = self._rewrite(tree, jobs)
         bare = _unparen(rewritten)
+        per_job = {job.name: self._job_values(job, spans) for job in jobs}
         out = []
-        for a, b in spans:
-            synthetic = {job.name: self._job_vector(job, a, b) for job in jobs}
+        for i, (a, b) in enumerate(spans):
+            synthetic = {name: [(labels, values[i]) for labels, values in series if values[i] is not None]
+                         for name, series in per_job.items()}
             if isinstance(bare, VectorSelector) and bare.name in synthetic:
                 out.append(Result(synthetic[bare.name]))
                 continue
@@ -190,47 +192,75 @@ class WindowQL:
             self._selected[vs] = found
         return found
 
-    def _job_vector(self, job: _Job, a: int, b: int) -> list[tuple[dict[str, str], float]]:
-        whole = (a, b) == (self.w.start, self.w.end)
+    def _job_values(self, job: _Job, spans: list[Span]) -> list[tuple[dict[str, str], list[float | None]]]:
+        """For each series the job selects: its labels and its value in each span (None: no data)."""
         out = []
         for info, labels in self.select(job.selector):
-            value = self._value(job, info.id, a, b, whole)
-            if value is not None:
-                out.append(({**labels, "__name__": info.name} if job.func == "last_over_time" else labels, value))
+            if job.func == "last_over_time":
+                labels = {**labels, "__name__": info.name}
+            if spans == [(self.w.start, self.w.end)]:
+                values = [self._whole(job, info.id)]
+            else:
+                values = self._by_span(job, info.id, spans)
+            out.append((labels, values))
         return out
 
-    def _rows(self, kind: str, sid: int, a: int, b: int) -> list[tuple]:
-        rows = self.w.minutes(sid) if kind == "m" else self.w.increments(sid) if kind == "i" else self.w.points(sid)
-        keys = self._keys.get((kind, sid))
-        if keys is None:
-            keys = self._keys[(kind, sid)] = [r[0] for r in rows]
-        lo = (a + 1) // MINUTE * MINUTE if kind != "p" else a + 1
-        return rows[bisect.bisect_left(keys, lo):bisect.bisect_right(keys, b)]
-
-    def _value(self, job: _Job, sid: int, a: int, b: int, whole: bool) -> float | None:
-        func = job.func
+    def _whole(self, job: _Job, sid: int) -> float | None:
+        func, w = job.func, self.w
         if func in GAUGE_FUNCS:
-            if whole:
-                st = self.w.stats(sid)
-                if st is None:
-                    return None
-                count, total, low, high = st
-            else:
-                rows = self._rows("m", sid, a, b)
-                if not rows:
-                    return None
-                count, total = sum(r[1] for r in rows), sum(r[2] for r in rows)
-                low, high = min(r[3] for r in rows), max(r[4] for r in rows)
-            return {"avg_over_time": total / count, "sum_over_time": total, "count_over_time": float(count),
-                    "min_over_time": low, "max_over_time": high, "present_over_time": 1.0}[func]
+            st = w.stats(sid)
+            return None if st is None else _gauge(func, st.count, st.sum, st.min, st.max)
         if func in ("increase", "rate"):
-            rows = self.w.increments(sid) if whole else self._rows("i", sid, a, b)
-            if not rows:
-                return None
-            inc = sum(v for _, v in rows)
-            return inc if func == "increase" else inc / ((b - a) / 1000)
+            inc = w.increase(sid)
+            return inc if inc is None or func == "increase" else inc / w.seconds
         if func == "quantile_over_time":
-            values = [v for _, v in (self.w.points(sid) if whole else self._rows("p", sid, a, b))]
-            return prom_quantile(job.q, values) if values else None
-        row = self.w.last_value(sid, a, b)  # last_over_time
+            values = sorted(v for _, v in w.points(sid))
+            return quantile_of_sorted(values, job.q) if values else None
+        row = w.last_value(sid, w.start, w.end)
         return None if row is None else row[1]
+
+    def _by_span(self, job: _Job, sid: int, spans: list[Span]) -> list[float | None]:
+        func, w = job.func, self.w
+        if func == "last_over_time":
+            return [None if (row := w.last_value(sid, a, b)) is None else row[1] for a, b in spans]
+        if func == "quantile_over_time":
+            points = w.points(sid)
+            keys, values = [t for t, _ in points], [v for _, v in points]
+            parts = [slice(bisect.bisect_right(keys, a), bisect.bisect_right(keys, b)) for a, b in spans]
+            return [quantile_of_sorted(sorted(values[p]), job.q) if p.start < p.stop else None for p in parts]
+        if func in GAUGE_FUNCS:
+            mm = w.minutes(sid)
+            out = []
+            for p in _minute_slices(mm.minutes, spans):
+                out.append(_gauge(func, sum(mm.counts[p]), math.fsum(mm.sums[p]), min(mm.mins[p]),
+                                  max(mm.maxs[p])) if p.start < p.stop else None)
+            return out
+        incs = w.increments(sid)
+        out = []
+        for (a, b), p in zip(spans, _minute_slices(incs.minutes, spans)):
+            if p.start >= p.stop:
+                out.append(None)
+            else:
+                inc = math.fsum(incs.values[p])
+                out.append(inc if func == "increase" else inc / ((b - a) / 1000))
+        return out
+
+
+def _minute_slices(minutes: list[int], spans: list[Span]) -> list[slice]:
+    """For each span (a, b], the slice of ascending minute starts whose samples fall in it."""
+    return [slice(bisect.bisect_left(minutes, (a + 1) // MINUTE * MINUTE), bisect.bisect_right(minutes, b))
+            for a, b in spans]
+
+
+def _gauge(func: str, count: int, total: float, low: float, high: float) -> float:
+    if func == "avg_over_time":
+        return total / count
+    if func == "sum_over_time":
+        return total
+    if func == "count_over_time":
+        return float(count)
+    if func == "min_over_time":
+        return low
+    if func == "max_over_time":
+        return high
+    return 1.0  # present_over_time
