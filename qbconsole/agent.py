@@ -20,6 +20,7 @@ from pathlib import Path
 from qbconsole.alertmanager import build_sync
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
+from qbconsole.experiments import sync_from_config
 from qbconsole.datasource import build_backend, generator_url
 from qbconsole.exporter import MetricsServer, StoreCollector
 from qbconsole.ingest import IngestServer
@@ -184,6 +185,7 @@ class Agent:
                                   record=self.backend is None)
         self.notifier = self._make_notifier(self.config)
         self.ingest = self._start_ingest(self.config)
+        self._sync_experiments(self.config)
         self.metrics = self._start_metrics(self.config)
         self.am_sync = build_sync(self.store, self.config)
         self._tickers = [
@@ -253,6 +255,14 @@ class Agent:
         if am_sync is not None:
             am_sync.sync()
 
+    # ---- experiments ------------------------------------------------------------------
+    def _sync_experiments(self, config: Config) -> None:
+        """Experiments defined in rules.yaml are created/started in the store (refusals are logged)."""
+        try:
+            sync_from_config(self.store, config.experiments)  # logs each result itself
+        except Exception:
+            log.exception("experiments from %s not synced", self.rules_path)
+
     # ---- ingest ---------------------------------------------------------------------
     def _start_ingest(self, config: Config) -> IngestServer | None:
         listen = config.settings.ingest_listen
@@ -265,7 +275,8 @@ class Agent:
             return None
         host, _, port = listen.rpartition(":")
         try:
-            server = IngestServer(self.store, host=host.strip("[]"), port=int(port), token=token)
+            server = IngestServer(self.store, host=host.strip("[]"), port=int(port), token=token,
+                                  rate=config.settings.ingest_rate)
             server.start()
         except OSError as err:
             log.error("ingest endpoint not started on %s: %s", listen, err.strerror or err)
@@ -346,6 +357,8 @@ class Agent:
             self._scheduler.replace_sources(self._sources(config))
         if self.engine is not None:
             self.engine.set_groups(rule_groups(config))
+        if self.active:
+            self._sync_experiments(config)
         if self.active:
             old_sync, self.am_sync = self.am_sync, build_sync(self.store, config)
             if old_sync is not None:

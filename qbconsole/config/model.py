@@ -23,6 +23,7 @@ class Settings:
     # authenticate with the token in the environment variable ingest_token_env.
     ingest_listen: str | None = None
     ingest_token_env: str = "QBCONSOLE_INGEST_TOKEN"
+    ingest_rate: float = 100.0  # requests per second per client address (a token bucket)
     # The agent's own /metrics (Prometheus text format): off unless metrics_listen is set
     # (a bare port means 127.0.0.1:PORT). Scrapers send the token in metrics_token_env as a
     # bearer token when that variable is set; an address other than loopback requires it.

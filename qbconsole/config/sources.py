@@ -42,6 +42,7 @@ SETTINGS_FIELDS = {
     "refresh": s.positive(s.duration),
     "ingest_listen": _listen,
     "ingest_token_env": s.matching(ENV_NAME, "environment variable name"),
+    "ingest_rate": s.positive(s.number),
     "metrics_listen": _metrics_listen,
     "metrics_token_env": s.matching(ENV_NAME, "environment variable name"),
 }

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from qbconsole.demo.beacons import BeaconSink
+from qbconsole.demo.experiment import BidButtonTest
 from qbconsole.demo.scenarios import SCENARIOS, Scenario, get_scenario
 from qbconsole.demo.visitor import Api, Behaviour, LoadStats, Shared, Visit, credential_stuffing, p95, scrape_burst
 
@@ -110,6 +111,7 @@ class LoadRun:
         self.config, self.scenario, self.log = config, scenario, log
         self.stats = LoadStats()
         self.sink = BeaconSink(config.ingest, config.ingest_token, interval=config.beacon_interval)
+        self.experiment = BidButtonTest(config.ingest, config.ingest_token)
         self.shared = Shared(run_id=uuid.UUID(int=random.Random(config.seed).getrandbits(128)).hex[:8]
                              + f"-{int(time.time()) % 100000}")
         self.clients: list[httpx.AsyncClient] = []
@@ -132,7 +134,7 @@ class LoadRun:
         await asyncio.sleep(rng.uniform(0, think))
         while not retire.is_set():
             try:
-                await Visit(api, rng, self.shared, self.config.behaviour).run()
+                await Visit(api, rng, self.shared, self.config.behaviour, self.experiment).run()
                 self.visits += 1
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 self.visit_failures += 1  # an answer of an unexpected shape: note it, keep going
@@ -223,6 +225,7 @@ class LoadRun:
             flusher_stop.set()
             await extras[0]
             await self.sink.close()
+            await self.experiment.close()
             for client in self.clients:
                 await client.aclose()
         elapsed = time.monotonic() - started

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from qbconsole.config import DEFAULT_RULES
+from qbconsole.demo import experiment as bid_button
 
 log = logging.getLogger("qbconsole.demo")
 
@@ -51,6 +52,8 @@ def demo_rules(platform_url: str, platform_db: Path, ingest_port: int) -> dict[s
         "evaluation_interval": "5s",
         "ingest_listen": f"127.0.0.1:{ingest_port}",
         "ingest_token_env": INGEST_TOKEN_ENV,
+        # Every simulated user's beacons and assignments come from loopback addresses.
+        "ingest_rate": 2000,
     })
     rules["settings"] = settings
     rules["sources"] = [
@@ -63,6 +66,7 @@ def demo_rules(platform_url: str, platform_db: Path, ingest_port: int) -> dict[s
          "metric": "quickbid_db_auctions",
          "query": "SELECT status, count(*) AS auctions FROM auctions GROUP BY status"},
     ]
+    rules["experiments"] = [*(rules.get("experiments") or []), dict(bid_button.CONFIG)]
     return rules
 
 

@@ -21,6 +21,9 @@ import httpx
 
 from qbconsole.demo import beacons
 from qbconsole.demo.beacons import BeaconSink
+from qbconsole.demo.experiment import EVENT as CLICK
+from qbconsole.demo.experiment import NAME as EXPERIMENT
+from qbconsole.demo.experiment import BidButtonTest
 
 
 @dataclass
@@ -138,8 +141,11 @@ class Shared:
 class Visit:
     """One user session, its page views and the beacons they produce."""
 
-    def __init__(self, api: Api, rng: random.Random, shared: Shared, behaviour: Behaviour) -> None:
+    def __init__(self, api: Api, rng: random.Random, shared: Shared, behaviour: Behaviour,
+                 experiment: BidButtonTest | None = None) -> None:
         self.api, self.rng, self.shared, self.b = api, rng, shared, behaviour
+        self.experiment = experiment
+        self.unit: str | None = None  # this visit's id in the bid-button experiment, once exposed
         self.sink = api.sink
         self.loads: list[float] = []
         self.failures = 0
@@ -259,7 +265,7 @@ class Visit:
         auction = view.body["auction"]
         interaction = None
         if self.token and auction["open"] and auction["seller_id"] != self.user_id:
-            if self.rng.random() < self.b.bid:
+            if await self._decides_to_bid():
                 await self.think(0.3)
                 interaction = await self._bid(auction)
             elif auction["buy_now_price"] is not None and self.rng.random() < self.b.buy_now:
@@ -271,6 +277,19 @@ class Visit:
                 return True
         self.page("auction", view, interaction)
         return True
+
+    async def _decides_to_bid(self) -> bool:
+        """Whether the user clicks "bid". The visit's first bid button is its exposure in the
+        bid-button experiment (see demo/experiment.py); that click is the experiment's event."""
+        if self.experiment is None or self.unit is not None:
+            return self.rng.random() < self.b.bid
+        self.unit = f"{self.shared.run_id}-visit-{next(self.shared.serial)}"
+        variant = await self.experiment.variant(self.unit)
+        clicks = self.rng.random() < self.experiment.click_probability(self.b.bid, variant)
+        if clicks and variant is not None:
+            self.sink.emit({"type": "experiment_event", "experiment": EXPERIMENT, "user": self.unit,
+                            "event": CLICK})
+        return clicks
 
     async def _bid(self, auction: dict[str, Any]) -> float:
         """Bid a little over the top (once more if outbid meanwhile); the bid's latency."""
