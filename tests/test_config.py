@@ -393,7 +393,7 @@ def test_recursive_alias_is_an_error():
 def test_alias_bomb_is_refused_quickly():
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
-    text = "datasource:\n" + "\n".join("  " + line for line in lines) + "\n"
+    text = "channels:\n  - " + "\n".join("    " + line for line in lines).lstrip() + "\n"
     errors = errors_of(text)
     assert any("too much data" in error.message for error in errors), errors
 
