@@ -12,19 +12,6 @@ from qbconsole.tui.sections import BY_MODE
 NOT_BUILT = "Not built yet: this section shows no data until it is. Below: what it will show."
 
 PLANS: dict[str, str] = {
-    "alerts": """\
-What will appear here
-  The alert feed: severity, name, labels, value, since when, state
-  (pending → firing → acknowledged → resolved) and who acknowledged it.
-  Keys: a acknowledge, s silence, enter details (annotations, history,
-  notifications and whether they were delivered).
-
-How to configure it
-  Alert rules go in rules.yaml under alert_rules: each has a name (alert:),
-  an expr in PromQL (e.g. system_cpu_percent > 80), for, severity, labels
-  and annotations. Where notifications go is set under channels: (email,
-  Slack, SMS for critical only, webhook) and routes:. Check the file with
-  qbconsole rules check rules.yaml.""",
     "actions": """\
 What will appear here
   Proposed optimizations (scale up, add a missing index, grow the cache,
