@@ -220,6 +220,10 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
+    def handle_error(self, request, client_address) -> None:
+        """A scraper that hung up mid-answer is not worth a traceback on stderr."""
+        log.debug("metrics request from %s failed", client_address[0], exc_info=True)
+
 
 class MetricsServer:
     """``GET /metrics`` on ``host:port`` (port 0 picks a free one) in a thread of its own.
