@@ -1,4 +1,4 @@
-"""Optimization rules, parsed and checked: what the engine and ``rules check`` both use.
+"""Optimization rules: their format in rules.yaml, and the typed objects the engine uses.
 
 A rule (one entry of ``optimizations`` in rules.yaml)::
 
@@ -26,7 +26,8 @@ pattern: REGEX}``. Numbers are checked against ``bounds`` (and the built-in
 API limits); strings may not hold NUL, are at most 1024 characters and must
 fully match ``pattern`` when one is given. ``{name}`` in argv elements, URLs,
 JSON bodies and SQL args is replaced by a parameter: always inside one argv
-element or one JSON value, never splitting or adding one.
+element or one JSON value, never splitting or adding one (and a value that
+would start an argv element with '-' is refused: write ``--opt={name}``).
 
 ``min_change`` of ``verify`` is relative: 0.05 means the metric must move at
 least 5 % in the better direction to count as improved.
