@@ -75,7 +75,10 @@ async def test_every_section_by_key(store, tmp_path):
             await pilot.press(section.key)
             await pilot.pause()
             assert app.current_mode == section.mode
-        for mode in ("alerts", "actions", "reports", "experiments"):
+        await pilot.press(next(s.key for s in SECTIONS if s.mode == "alerts"))
+        await pilot.pause()
+        assert not isinstance(app.screen, PlaceholderScreen), "the Alerts section is built"
+        for mode in ("actions", "reports", "experiments"):
             await pilot.press(next(s.key for s in SECTIONS if s.mode == mode))
             await pilot.pause()
             assert isinstance(app.screen, PlaceholderScreen)
