@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from qbconsole.alertmanager import build_sync
+from qbconsole.actions import ActionEngine
 from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
 from qbconsole.experiments import sync_from_config
@@ -35,6 +36,7 @@ log = logging.getLogger("qbconsole.agent")
 HOUSEKEEPING_S = 60.0
 RULES_TICK_S = 1.0  # how often the engine checks which rule groups are due
 NOTIFY_TICK_S = 1.0  # how often notifications are planned and the outbox delivered
+ACTIONS_TICK_S = 1.0  # how often optimization rules propose, approved proposals run, runs are verified
 
 
 class Ticker:
@@ -113,6 +115,7 @@ class Agent:
         self._tickers: list[Ticker] = []
         self.engine: RulesEngine | None = None
         self.notifier: Notifier | None = None
+        self.actions: ActionEngine | None = None
         self.ingest: IngestServer | None = None
         self.backend = None  # a PrometheusBackend, or None: the store is the datasource
         self.metrics: MetricsServer | None = None
@@ -184,6 +187,7 @@ class Agent:
         self.engine = RulesEngine(self.store, rule_groups(self.config), evaluator=self.backend,
                                   record=self.backend is None)
         self.notifier = self._make_notifier(self.config)
+        self.actions = ActionEngine(self.store, self.config)
         self.ingest = self._start_ingest(self.config)
         self._sync_experiments(self.config)
         self.metrics = self._start_metrics(self.config)
@@ -191,6 +195,7 @@ class Agent:
         self._tickers = [
             Ticker("rules", RULES_TICK_S, self._evaluate_rules).start(),
             Ticker("notify", NOTIFY_TICK_S, self._notify).start(),
+            Ticker("actions", ACTIONS_TICK_S, self.actions.tick).start(),
             Ticker("alertmanager-sync", self.config.datasource.alertmanager_sync_interval,
                    self._sync_alertmanager).start(),
         ]
@@ -213,6 +218,7 @@ class Agent:
             self._scheduler.stop()
             self._scheduler = None
         self.engine = None
+        self.actions = None
         if self.backend is not None:
             self.backend.close()
             self.backend = None
@@ -357,6 +363,8 @@ class Agent:
             self._scheduler.replace_sources(self._sources(config))
         if self.engine is not None:
             self.engine.set_groups(rule_groups(config))
+        if self.actions is not None:
+            self.actions.set_config(config)
         if self.active:
             self._sync_experiments(config)
         if self.active:
