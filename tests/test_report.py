@@ -32,7 +32,8 @@ PROBE_GAP = range(600, 612)  # twelve probes missing
 PAGE_LOADS = {"home": [(j + 1) * 0.25 for j in range(20)], "auction": [0.4, 0.9, 1.3, 2.2, 3.1]}
 NPS_SCORES = [10, 9, 9, 8, 7, 6, 3, 0, 10, 9]
 BUCKETS = {"0.1": 60, "0.5": 90, "1": 99, "+Inf": 100}  # observations per scrape at or below le
-DB_BUCKETS = {"slow_q": {"0.01": 0, "0.1": 0, "1": 2, "+Inf": 2}, "fast_q": {"0.01": 10, "0.1": 10, "1": 10, "+Inf": 10}}
+DB_BUCKETS = {"slow_q": {"0.01": 0, "0.1": 0, "1": 2, "+Inf": 2},
+              "fast_q": {"0.01": 10, "0.1": 10, "1": 10, "+Inf": 10}}
 
 RULES = """
 optimizations:
@@ -61,7 +62,9 @@ slos:
     target: 0.5
     unit: seconds
   - name: cache_hit_rate
-    expr: sum(increase(cache_hits_total[W])) / (sum(increase(cache_hits_total[W])) + sum(increase(cache_misses_total[W])))
+    expr: >-
+      sum(increase(cache_hits_total[W]))
+      / (sum(increase(cache_hits_total[W])) + sum(increase(cache_misses_total[W])))
     op: ">"
     target: 0.9
     unit: ratio
@@ -148,7 +151,8 @@ def samples() -> list[Sample]:
                 for j, v in enumerate(values)]
     out += [Sample("rum_nps_score", {}, START + 1_000 + j * 60_000, float(v)) for j, v in enumerate(NPS_SCORES)]
     out += [Sample("rum_bounce", {}, START + 1_000 + j * 60_000, float(v)) for j, v in enumerate([1, 0, 0, 1])]
-    out += [Sample("rum_session_duration_seconds", {}, START + 1_000 + j * 60_000, v) for j, v in enumerate([30.0, 90.0])]
+    out += [Sample("rum_session_duration_seconds", {}, START + 1_000 + j * 60_000, v)
+            for j, v in enumerate([30.0, 90.0])]
     out += [Sample("rum_satisfaction_score", {}, START + 1_000 + j * 60_000, v) for j, v in enumerate([5.0, 4.0, 3.0])]
     out += [Sample("rum_interaction_seconds", {"page": "auction"}, START + 2_000 + j * 1_000, 0.1 * (j + 1))
             for j in range(9)]
@@ -571,3 +575,57 @@ def test_empty_store_gives_null_figures_with_reasons(tmp_path, config):
     assert report.recommendations == []
     data = report.to_dict()
     assert data["application"]["response_time"]["p95"]["value"] is None
+
+
+CAPACITY_RULES = """
+slos:
+  - name: cache_hit_rate
+    expr: >-
+      sum(increase(cache_hits_total[W]))
+      / (sum(increase(cache_hits_total[W])) + sum(increase(cache_misses_total[W])))
+    op: ">"
+    target: 0.9
+    unit: ratio
+  - name: concurrent_users
+    kind: capacity
+    expr: max_over_time(quickbid_active_users[W])
+    op: ">="
+    target: 115
+    unit: count
+    requires: [cache_hit_rate]
+"""
+
+
+@pytest.mark.parametrize("peak_minute, good_minute, peak, status", [
+    (20, 20, 120.0, "met"),  # the peak came while the cache held its target
+    (20, 40, 120.0, "missed"),  # the peak came while it did not
+    (20, 20, 110.0, "missed"),  # the peak never reached the target
+])
+def test_capacity_slo_logic(tmp_path, peak_minute, good_minute, peak, status):
+    store = Store.open(tmp_path / "cap.db")
+    try:
+        batch, hits, misses = [], 0.0, 0.0
+        for k in range(0, 361):
+            t = START + k * STEP
+            minute = k // 6
+            in_good_span = good_minute <= minute < good_minute + 5  # one aligned 5-minute span
+            hits, misses = hits + (19 if in_good_span else 5), misses + (1 if in_good_span else 5)
+            users = peak if peak_minute <= minute < peak_minute + 5 else 100.0
+            batch += [Sample("quickbid_active_users", {}, t, users), Sample("cache_hits_total", {}, t, hits),
+                      Sample("cache_misses_total", {}, t, misses)]
+        store.write(batch)
+        store.rollup(NOW)
+        report = build_report(store, parse_config(CAPACITY_RULES), START, END, now_ms=NOW)
+    finally:
+        store.close()
+    row = next(r for r in report.slo["objectives"] if r["name"] == "concurrent_users")
+    assert row["actual"].value == peak and row["status"] == status
+    cache = next(r for r in report.slo["objectives"] if r["name"] == "cache_hit_rate")
+    assert cache["status"] == "missed"  # over the whole hour the cache missed its target
+    if status == "met":
+        assert row["peak_within_requirements"].value == peak
+    elif peak < 115:
+        assert row["why"] == "the peak stayed below the target"
+    else:
+        assert row["why"] == "the target was reached only while cache_hit_rate did not hold"
+        assert row["peak_within_requirements"].value == 100.0

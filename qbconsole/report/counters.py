@@ -3,8 +3,11 @@
 The increase is the sum over consecutive samples of ``v - prev``, or ``v`` when the
 counter went down (a reset). A rolled-up minute whose lowest value is not below the
 value before it adds ``max - prev`` (its samples only grew); any other minute — a reset
-at or inside it — is read raw. Where raw samples are already purged, a reset minute is
-taken as a reset at its start (adds its ``max``) and the result is marked approximate.
+at or inside it — is read raw, and so is a minute that leaves 0 (it may have restarted
+to 0 again). Not visible in rollups: a counter that goes down inside one minute to a
+value still at or above (and not 0) the one it had before that minute — a restart
+starts from 0, so a real one is always seen. Where raw samples are already purged, a
+reset minute is taken as a reset at its start (adds its ``max``) and marked approximate.
 
 Two ways to read, with identical results:
 
@@ -87,6 +90,12 @@ class _Reader:
         return inc
 
 
+def suspect(low: float, high: float, prev: float | None) -> bool:
+    """Whether a rolled-up minute may hold a reset: its predecessor is unknown, it went below
+    it, or it left 0 and may have restarted to 0 again."""
+    return prev is None or low < prev or low == prev == 0 < high
+
+
 def baseline(w: "Window", sid: int) -> float | None:
     """The counter's value just before the window (the last sample within 5 minutes)."""
     if w.head is None and w.trimmed_start is not None:
@@ -110,9 +119,12 @@ def increments(w: "Window", sid: int) -> tuple[list[int], list[float], bool]:
     if rows:
         minutes, lows, highs = zip(*rows)
         n = len(rows)
-        flagged = list(compress(range(1, n), map(operator.lt, lows[1:], highs)))  # went below the minute before
-        if r.prev is None or lows[0] < r.prev:
-            flagged.insert(0, 0)
+        flagged = set(compress(range(1, n), map(operator.lt, lows[1:], highs)))  # below the minute before
+        flagged.update(i for i in compress(range(1, n), map(operator.not_, highs))  # after a minute at 0
+                       if lows[i] == 0 < highs[i])
+        if suspect(lows[0], highs[0], r.prev):
+            flagged.add(0)
+        flagged = sorted(flagged)
         pos = 0
         for f in flagged + [n]:
             if f > pos:
@@ -159,7 +171,8 @@ def _rolled(w: "Window", r: _Reader, lo: int, hi: int) -> bool:
     candidates = conn.execute(
         "SELECT r.minute, r.min, r.max, p.max FROM rollups r LEFT JOIN rollups p"
         " ON p.series_id = r.series_id AND p.minute = r.minute - ?4"
-        " WHERE r.series_id = ?1 AND r.minute > ?2 AND r.minute < ?3 AND (p.max IS NULL OR r.min < p.max)"
+        " WHERE r.series_id = ?1 AND r.minute > ?2 AND r.minute < ?3"
+        " AND (p.max IS NULL OR r.min < p.max OR (p.max = 0 AND r.min = 0 AND r.max > 0))"
         " ORDER BY r.minute", (sid, first, hi, step)).fetchall()
     if len(candidates) > MAX_RESET_QUERIES:
         return False
@@ -168,13 +181,13 @@ def _rolled(w: "Window", r: _Reader, lo: int, hi: int) -> bool:
         if before is None:  # a gap: compare with the last minute that has samples
             row = conn.execute("SELECT minute, max FROM rollups WHERE series_id = ? AND minute >= ? AND minute < ?"
                                " ORDER BY minute DESC LIMIT 1", (sid, first, minute)).fetchone()
-            if low >= row[1]:
+            if not suspect(low, high, row[1]):
                 continue
             suspects.append((minute, low, high, row[0], row[1]))
         else:
             suspects.append((minute, low, high, minute - step, before))
     done = first - step  # the last minute accounted for
-    if r.prev is None or first_low < r.prev:
+    if suspect(first_low, first_high, r.prev):
         r.suspect(first, first_low, first_high, per_minute=False)
         done = first
     for minute, low, high, before_minute, before_high in suspects:

@@ -212,7 +212,8 @@ def _conversion(r, cfg):
         return None
     return _rec("low", "conversion", "Low conversion", f"{conv.text()} of sessions ended in an order",
                 [conv, get(r["business"], "sessions"), get(r["business"], "orders")],
-                "Review the funnel steps with the largest drop and A/B test the checkout page", 0.10 / max(conv.value, 1e-9))
+                "Review the funnel steps with the largest drop and A/B test the checkout page",
+                0.10 / max(conv.value, 1e-9))
 
 
 RULES: list[Callable] = [_cpu, _memory, _queries, _latency, _cache, _errors, _availability, _page_load,

@@ -61,7 +61,8 @@ def line_chart(chart: dict) -> str:
              f'<text class="axis" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{escape(display(high, unit))}</text>',
              f'<text class="axis" x="{LEFT - 6}" y="{TOP + plot_h / 2 + 4:.1f}" text-anchor="end">'
              f'{escape(display((high + low) / 2, unit))}</text>',
-             f'<text class="axis" x="{LEFT - 6}" y="{TOP + plot_h + 4}" text-anchor="end">{escape(display(low, unit))}</text>',
+             f'<text class="axis" x="{LEFT - 6}" y="{TOP + plot_h + 4}" text-anchor="end">'
+             f'{escape(display(low, unit))}</text>',
              f'<text class="axis" x="{LEFT}" y="{HEIGHT - 6}">{escape(_stamp(t0))}</text>',
              f'<text class="axis" x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end">{escape(_stamp(t1))}</text>']
     for run in runs:
