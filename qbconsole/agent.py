@@ -118,6 +118,7 @@ class Agent:
         self.actions: ActionEngine | None = None
         self.ingest: IngestServer | None = None
         self.backend = None  # a PrometheusBackend, or None: the store is the datasource
+        self._actions_backend = None
         self.metrics: MetricsServer | None = None
         self.am_sync = None
         self.rule_health: dict[str, tuple[float, int]] = {}  # group -> (seconds, failed rules)
@@ -188,6 +189,9 @@ class Agent:
                                   record=self.backend is None)
         self.notifier = self._make_notifier(self.config)
         self.actions = ActionEngine(self.store, self.config)
+        self._actions_backend = build_backend(self.config.datasource, self.datasource_url)
+        if self._actions_backend is not None:  # optimization conditions read Prometheus too (own client)
+            self.actions.evaluator = self._actions_backend
         self.ingest = self._start_ingest(self.config)
         self._sync_experiments(self.config)
         self.metrics = self._start_metrics(self.config)
@@ -219,9 +223,10 @@ class Agent:
             self._scheduler = None
         self.engine = None
         self.actions = None
-        if self.backend is not None:
-            self.backend.close()
-            self.backend = None
+        for backend in (self.backend, self._actions_backend):
+            if backend is not None:
+                backend.close()
+        self.backend = self._actions_backend = None
         if self.notifier is not None:
             self.notifier.close()
             self.notifier = None
