@@ -177,13 +177,10 @@ class Agent:
         return info.holder if info else "nobody"
 
     def _activate(self) -> None:
-        log.info("lease acquired by %s; starting %d source(s)", self.holder, len(self.config.sources))
+        sources = self._sources(self.config)
+        log.info("lease acquired by %s; starting %d source(s)", self.holder, len(sources))
         self.backend = self._make_backend(self.config)
-        self._scheduler = Scheduler(
-            self.store.write,
-            self._sources(self.config),
-            on_status=self.store.set_source_status,
-        )
+        self._scheduler = Scheduler(self.store.write, sources, on_status=self.store.set_source_status)
         self._scheduler.start()
         self.engine = RulesEngine(self.store, rule_groups(self.config), evaluator=self.backend,
                                   record=self.backend is None)
