@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-FORMATS = ("md", "html", "json")
+FORMATS = ("md", "html", "json")  # qbconsole.report.FORMATS, without importing the report here
 _EPOCH = re.compile(r"^\d+(\.\d+)?$")
 
 
@@ -67,7 +67,7 @@ def _write(path: Path, text: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from qbconsole.cli import UserError, db_path, load_rules, open_store, rules_path
-    from qbconsole.report import build_report, render_html, render_json, render_markdown
+    from qbconsole.report import build_report, render
 
     now = int(time.time() * 1000)
     start, end = window(args, now)
@@ -79,8 +79,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = build_report(store, config, start, end, now_ms=now)
     finally:
         store.close()
-    render = {"md": render_markdown, "html": render_html, "json": render_json}[args.format]
-    text = render(report)
+    text = render(report, args.format)
     if args.out:
         try:
             _write(Path(args.out), text)

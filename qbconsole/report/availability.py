@@ -1,12 +1,15 @@
 """Availability from HTTP probe results (``probe_success{target}``, 1 up / 0 down).
 
 Assumption, stated in the report: each probe result stands for one probe interval,
-the median spacing of the target's newest samples. So
+the median spacing of the target's newest samples. So, per target,
 
     downtime    = failed probes x interval
     uptime      = successful probes x interval
     unmonitored = window - (uptime + downtime)   (never below 0)
     availability = uptime / (uptime + downtime)  = the share of successful probes
+
+With several targets, uptime, downtime and unmonitored time are their means (so
+they add up to the window) and availability pools every probe.
 
 Counts come from rollups (exact: a minute's sum is its successful probes). Outages
 (runs of failed probes) are read raw, only for the minutes that had a failure.
@@ -18,7 +21,7 @@ import statistics
 from typing import Any
 
 from qbconsole.report import measures as m
-from qbconsole.report.figures import TIMESTAMP, figure, missing
+from qbconsole.report.figures import TIMESTAMP, figure, iso, missing
 from qbconsole.report.window import MINUTE, Window
 
 METRIC = "probe_success"
@@ -26,9 +29,16 @@ MAX_OUTAGE_MINUTES = 2000  # outages are listed only when failures touch fewer m
 MAX_OUTAGES = 10
 
 
-def _interval_ms(w: Window, sid: int) -> float | None:
+def _interval_ms(w: Window, sid: int) -> tuple[float | None, str]:
+    """The probe interval: the median gap of the newest raw samples; where raw samples are
+    purged, a minute divided by the median number of probes per minute (from rollups)."""
     gaps = [g for g in w.recent_spacing(sid) if g > 0]
-    return float(statistics.median(gaps)) if gaps else None
+    if gaps:
+        return float(statistics.median(gaps)), "median spacing of the newest probe samples"
+    counts = w.minutes(sid).counts
+    if counts:
+        return MINUTE / statistics.median(counts), "a minute ÷ the median probes per minute (rollups)"
+    return None, ""
 
 
 def _outages(w: Window, sid: int) -> list[tuple[int, int, int]]:
@@ -67,7 +77,7 @@ def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
         st = w.stats(s.id)
         if st is None:
             continue
-        interval = _interval_ms(w, s.id)
+        interval, how = _interval_ms(w, s.id)
         if interval is None:
             continue
         ok = st.sum
@@ -79,19 +89,19 @@ def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
             "availability": figure(ok / st.count, "ratio", f"{name} availability", "successful probes ÷ probes"),
             "uptime": figure(up, "seconds", f"{name} uptime", "successful probes × probe interval"),
             "downtime": figure(down, "seconds", f"{name} downtime", "failed probes × probe interval"),
-            "probe_interval": figure(interval / 1000, "seconds", f"{name} probe interval",
-                                     "median spacing of the newest probe samples"),
+            "probe_interval": figure(interval / 1000, "seconds", f"{name} probe interval", how),
         })
         total_up, total_down = total_up + up, total_down + down
         probes, failed = probes + st.count, failed + int(bad)
         intervals.append(interval)
         if detail:
             for first, last, n in _outages(w, s.id):
+                when = iso(first)[:16].replace("T", " ")
                 outages.append({"target": name,
                                 "start": figure(first, TIMESTAMP, "outage start"),
                                 "end": figure(last + interval, TIMESTAMP, "outage end",
                                               "last failed probe + one interval"),
-                                "duration": figure(n * interval / 1000, "seconds", "outage duration",
+                                "duration": figure(n * interval / 1000, "seconds", f"{name} outage at {when} UTC",
                                                    f"{n} failed probes × probe interval")})
     assumption = ("each probe result stands for one probe interval (the median spacing of the "
                   "target's newest samples); downtime = failed probes × interval")
@@ -100,15 +110,15 @@ def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
         return {key: missing(unit, label, why) for key, unit, label in (
             ("availability", "ratio", "availability"), ("uptime", "seconds", "uptime"),
             ("downtime", "seconds", "downtime"))} | {"assumption": assumption}
-    covered = total_up + total_down
-    window_s = w.seconds * len(targets)
+    n = len(targets)
+    per = f"mean over {n} targets" if n > 1 else f"target {targets[0]['target']}"
     out: dict[str, Any] = {
-        "availability": figure(total_up / covered, "ratio", "availability",
+        "availability": figure(total_up / (total_up + total_down), "ratio", "availability",
                                f"{m.count_text(probes - failed)} of {m.count_text(probes)} probes succeeded"),
-        "uptime": figure(total_up, "seconds", "uptime", "successful probes × probe interval, all targets"),
-        "downtime": figure(total_down, "seconds", "downtime", "failed probes × probe interval, all targets"),
-        "unmonitored": figure(max(0.0, window_s - covered), "seconds", "unmonitored time",
-                              "window × targets − probed time"),
+        "uptime": figure(total_up / n, "seconds", "uptime", f"successful probes × probe interval, {per}"),
+        "downtime": figure(total_down / n, "seconds", "downtime", f"failed probes × probe interval, {per}"),
+        "unmonitored": figure(max(0.0, w.seconds - (total_up + total_down) / n), "seconds", "unmonitored time",
+                              f"window − probed time, {per}"),
         "probes": figure(probes, "count", "probes"),
         "failed_probes": figure(failed, "count", "failed probes"),
         "assumption": assumption,

@@ -81,8 +81,8 @@ def nps(w: Window) -> dict[str, Figure]:
             " AND ts BETWEEN ? AND ? AND typeof(value) = 'real'", (s.id, w.start + 1, w.end)).fetchone()
         promoters, detractors, total = promoters + (p or 0), detractors + (d or 0), total + n
     if not total:
-        return {"nps": missing(NPS, "net promoter score", m.no_samples(name)),
-                "nps_responses": missing("count", "NPS answers", m.no_samples(name))}
+        why = m.no_raw_samples(w, name)
+        return {"nps": missing(NPS, "net promoter score", why), "nps_responses": missing("count", "NPS answers", why)}
     method = (f"{promoters} promoters (9–10) and {detractors} detractors (0–6) of {total} answers: "
               "(promoters − detractors) ÷ answers × 100")
     return {"nps": figure(100 * (promoters - detractors) / total, NPS, "net promoter score", method),
@@ -107,7 +107,7 @@ def _pages(w: Window) -> list[dict[str, Any]]:
 def build_experience(w: Window, *, detail: bool = True) -> dict[str, Any]:
     def exact(name: str, qs: dict[str, float], what: str) -> dict[str, Figure]:
         found = m.exact_quantiles(w, name, qs, "seconds", what)
-        return found or {k: missing("seconds", f"{what} {k}", m.no_samples(name)) for k in qs}
+        return found or {k: missing("seconds", f"{what} {k}", m.no_raw_samples(w, name)) for k in qs}
 
     page_load = exact("rum_page_load_seconds", {"p75": 0.75, "p95": 0.95}, "page load")
     if not detail:

@@ -1,6 +1,6 @@
 """Chart series for the report: a value per span of the window (at most ~120 points).
 
-A chart is ``{"label", "unit", "method", "points": [[span_end_ms, value or None], ...]}``;
+A chart is ``{"label", "unit", "method", "from", "to", "points": [[span_end_ms, value or None], ...]}``;
 the exports draw them (inline SVG) and the console can plot them.
 """
 
@@ -22,10 +22,10 @@ def _spans(w: Window) -> list[tuple[int, int]]:
     return w.spans(min_minutes=1, max_spans=MAX_POINTS)
 
 
-def _chart(label: str, unit: str, method: str, points: list[list]) -> dict[str, Any]:
+def _chart(w: Window, label: str, unit: str, method: str, points: list[list]) -> dict[str, Any]:
     """Points are stamped with their span's end (a span (a, b] cut at b = minute - 1 ends at the minute)."""
     stamped = [[ts + 1 if (ts + 1) % MINUTE == 0 else ts, v] for ts, v in points]
-    return {"label": label, "unit": unit, "method": method, "points": stamped}
+    return {"label": label, "unit": unit, "method": method, "from": w.start, "to": w.end, "points": stamped}
 
 
 def _by_span(minutes: list[int], spans: list[tuple[int, int]]) -> list[slice]:
@@ -45,7 +45,7 @@ def gauge_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | No
             count[i] += sum(mm.counts[part])
             total[i] += math.fsum(mm.sums[part])
     points = [[b, total[i] / count[i] if count[i] else None] for i, (_, b) in enumerate(spans)]
-    return _chart(label, unit, f"mean of {name} per span", points)
+    return _chart(w, label, unit, f"mean of {name} per span", points)
 
 
 def rate_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | None = None) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def rate_chart(w: Window, name: str, unit: str, label: str, keep: m.Filter | Non
     for (a, b), part in zip(spans, _by_span(minutes, spans)):
         chunk = values[part]
         points.append([b, math.fsum(chunk) / ((b - a) / 1000) if chunk else None])
-    return _chart(label, unit, f"increase of {name} per span ÷ span length", points)
+    return _chart(w, label, unit, f"increase of {name} per span ÷ span length", points)
 
 
 def quantile_chart(w: Window, base: str, q: float, unit: str, label: str,
@@ -73,7 +73,7 @@ def quantile_chart(w: Window, base: str, q: float, unit: str, label: str,
         for a, b in spans:
             chunk = sorted(v for _, v in values[bisect.bisect_right(keys, a):bisect.bisect_right(keys, b)])
             points.append([b, quantile_of_sorted(chunk, q) if chunk else None])
-        return _chart(label, unit, f"exact from raw samples of {base} per span", points)
+        return _chart(w, label, unit, f"exact from raw samples of {base} per span", points)
     per_span: list[dict[float, float]] = [{} for _ in spans]
     for s in m.select(w, base + "_bucket", keep):
         le = parse_go_float(s.labels.get("le", ""))
@@ -88,4 +88,4 @@ def quantile_chart(w: Window, base: str, q: float, unit: str, label: str,
     for (_, b), buckets in zip(spans, per_span):
         value = m.histogram_quantile(buckets, q) if buckets.get(math.inf) else math.nan
         points.append([b, value if math.isfinite(value) else None])
-    return _chart(label, unit, f"{m.HISTOGRAM_METHOD} per span", points)
+    return _chart(w, label, unit, f"{m.HISTOGRAM_METHOD} per span", points)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import operator
 from itertools import compress
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def increments(w: "Window", sid: int) -> tuple[list[int], list[float], bool]:
     rows = w.conn.execute("SELECT minute, min, max FROM rollups WHERE series_id = ? AND minute >= ?"
                           " AND minute < ? ORDER BY minute", (sid, lo, hi)).fetchall() if hi > lo else []
     if rows:
-        minutes, lows, highs = zip(*rows)
+        minutes, lows, highs = (list(map(itemgetter(i), rows)) for i in range(3))
         n = len(rows)
         flagged = set(compress(range(1, n), map(operator.lt, lows[1:], highs)))  # below the minute before
         flagged.update(i for i in compress(range(1, n), map(operator.not_, highs))  # after a minute at 0

@@ -26,6 +26,13 @@ def no_samples(name: str) -> str:
     return f"no samples of {name} in the window"
 
 
+def no_raw_samples(w: Window, name: str) -> str:
+    """Why a figure needing raw samples is missing (they may be purged in old windows)."""
+    if w.raw_incomplete:
+        return f"no raw samples of {name} kept for the window (raw retention: older ones are purged)"
+    return no_samples(name)
+
+
 def count_text(n: float) -> str:
     return f"{n:,.0f}"
 
@@ -59,7 +66,7 @@ def share_above(w: Window, name: str, threshold: float, what: str, unit_text: st
         above, total = above + a, total + n
     label = f"{what}: share of time above {unit_text}"
     if not total:
-        return missing("ratio", label, no_samples(name))
+        return missing("ratio", label, no_raw_samples(w, name))
     method = (f"{count_text(above)} of {count_text(total)} raw samples above {unit_text}"
               " (evenly spaced samples, so the share of time)")
     return figure(above / total, "ratio", label, method)

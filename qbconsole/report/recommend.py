@@ -200,7 +200,7 @@ def _capacity(r, cfg):
     if not missed:
         return None
     names = "; ".join(f"{row['name']}: {row.get('why', 'missed')}" for row in missed)
-    return _rec("medium", "capacity", "Capacity targets not shown",
+    return _rec("medium", "capacity", "Capacity targets not reached",
                 f"not met: {names}", [row["actual"] for row in missed] + [row["target"] for row in missed],
                 "Run a load test up to the targets and scale until they are reached within the latency and "
                 "error targets", 1.0, "scale")

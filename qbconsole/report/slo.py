@@ -80,7 +80,7 @@ class SLOs:
         result = self.ql.evaluate(slo["expr"])[0]
         value, labels = _worst(result, op)
         row: dict[str, Any] = {"name": slo["name"], "description": slo.get("description", ""), "kind": kind,
-                               "op": op, "expr": slo["expr"], "target": figure(target, unit, "target")}
+                               "op": op, "expr": slo["expr"], "target": figure(target, unit, f"{slo['name']} target")}
         if value is None:
             if result.error:
                 why = f"cannot evaluate: {result.error}"
@@ -89,13 +89,13 @@ class SLOs:
             else:
                 names = ", ".join(selector_names(self.ql.parse(slo["expr"])))
                 why = f"no samples of {names} in the window"
-            row["actual"] = missing(unit, "actual", why)
+            row["actual"] = missing(unit, f"{slo['name']} actual", why)
             row["status"] = "no data"
         else:
             method = "the SLO expression over the report window"
             if labels and len(result.vector) > 1:
                 method += f"; the worst of {len(result.vector)} series ({_labels(labels)})"
-            row["actual"] = figure(value, unit, "actual", method)
+            row["actual"] = figure(value, unit, f"{slo['name']} actual", method)
             row["status"] = "met" if OPS[op](value, target) else "missed"
         if kind == "capacity":
             self._capacity(slo, row)

@@ -32,7 +32,7 @@ def line_chart(chart: dict) -> str:
                 f'<text x="{LEFT}" y="24" class="axis">{label}: no data in the window</text></svg>')
     low = min(0.0, min(values))
     high = _nice_top(max(values)) if max(values) > low else low + 1
-    t0, t1 = points[0][0], points[-1][0]
+    t0, t1 = chart.get("from", points[0][0]), chart.get("to", points[-1][0])
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def xy(ts: int, v: float) -> str:

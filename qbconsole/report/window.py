@@ -14,6 +14,7 @@ only hold whole minutes): ``trimmed_start`` then says where the figures begin.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import NamedTuple
 
 from qbconsole.report import counters
@@ -151,8 +152,7 @@ class Window:
                 rows += self._raw_minutes(sid, *self.head)
             rows += self._rollups(sid)
             rows += self._raw_minutes(sid, *self.tail)
-            found = self._minutes[sid] = Minutes(*(list(c) for c in zip(*rows))) if rows else \
-                Minutes([], [], [], [], [])
+            found = self._minutes[sid] = Minutes(*(list(map(itemgetter(i), rows)) for i in range(5)))
         return found
 
     def stats(self, sid: int) -> Stats | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+from operator import itemgetter
 from typing import NamedTuple
 
 from qbconsole.report.window import MINUTE, Window
@@ -225,7 +226,7 @@ class WindowQL:
             return [None if (row := w.last_value(sid, a, b)) is None else row[1] for a, b in spans]
         if func == "quantile_over_time":
             points = w.points(sid)
-            keys, values = [t for t, _ in points], [v for _, v in points]
+            keys, values = list(map(itemgetter(0), points)), list(map(itemgetter(1), points))
             parts = [slice(bisect.bisect_right(keys, a), bisect.bisect_right(keys, b)) for a, b in spans]
             return [quantile_of_sorted(sorted(values[p]), job.q) if p.start < p.stop else None for p in parts]
         if func in GAUGE_FUNCS:
