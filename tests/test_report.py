@@ -629,3 +629,48 @@ def test_capacity_slo_logic(tmp_path, peak_minute, good_minute, peak, status):
     else:
         assert row["why"] == "the target was reached only while cache_hit_rate did not hold"
         assert row["peak_within_requirements"].value == 100.0
+
+
+def test_windows_older_than_the_raw_retention_come_from_rollups(tmp_path):
+    """Raw samples of the first hour are purged: figures start at its first whole minute and
+    end before its last sample (both raw-only); counters restart-marked approximate."""
+    store = Store.open(tmp_path / "old.db", raw_retention_s=3600)
+    try:
+        batch = []
+        for k in range(0, 3 * 360 + 1):
+            t = T0 + k * STEP
+            batch += [Sample("system_cpu_percent", {}, t, float(k % 13)),
+                      Sample("quickbid_orders_total", {}, t, float(3 * k)),
+                      Sample("quickbid_sessions_total", {}, t, float(7 * (k % 200)))]  # restarts every 2000 s
+        store.write(batch)
+        now = T0 + 3 * H
+        store.rollup(now)
+        store.purge(now)
+        report = build_report(store, None, T0, T0 + H, now_ms=now)
+    finally:
+        store.close()
+    kept = [k for k in range(0, 361) if T0 + 60_000 <= T0 + k * STEP < T0 + H]
+    assert close(report.system["cpu"]["average"].value, statistics.fmean(k % 13 for k in kept))
+    assert report.business["orders"].value == 3.0 * (kept[-1] - (kept[0] - 1))  # from the last sample before
+    assert "approximated" in report.business["sessions"].method
+    assert any("purged" in note for note in report.range["notes"])
+    assert "raw retention" in report.user_experience["page_load"]["p75"].reason
+
+
+def test_availability_of_several_targets(tmp_path):
+    store = Store.open(tmp_path / "probes.db")
+    try:
+        batch = []
+        for k in range(361, 721):
+            batch.append(Sample("probe_success", {"target": "api"}, ts(k), 0.0 if k < 391 else 1.0))  # 300 s down
+            if k % 2:
+                batch.append(Sample("probe_success", {"target": "web"}, ts(k), 1.0))  # every 20 s, all good
+        store.write(batch)
+        av = build_report(store, None, START, END, now_ms=NOW).application["availability"]
+    finally:
+        store.close()
+    by_target = {t["target"]: t for t in av["targets"]}
+    assert by_target["api"]["downtime"].value == 300.0 and by_target["web"]["probe_interval"].value == 20.0
+    assert by_target["web"]["uptime"].value == 180 * 20.0
+    assert av["downtime"].value == 150.0 and av["uptime"].value == (330 * 10.0 + 3600.0) / 2  # means
+    assert close(av["availability"].value, (3300 + 3600) / (3300 + 300 + 3600))  # time up / time probed

@@ -9,7 +9,7 @@ the median spacing of the target's newest samples. So, per target,
     availability = uptime / (uptime + downtime)  = the share of successful probes
 
 With several targets, uptime, downtime and unmonitored time are their means (so
-they add up to the window) and availability pools every probe.
+they add up to the window) and availability is uptime over probed time of all of them.
 
 Counts come from rollups (exact: a minute's sum is its successful probes). Outages
 (runs of failed probes) are read raw, only for the minutes that had a failure.
@@ -114,7 +114,8 @@ def build(w: Window, *, detail: bool = True) -> dict[str, Any]:
     per = f"mean over {n} targets" if n > 1 else f"target {targets[0]['target']}"
     out: dict[str, Any] = {
         "availability": figure(total_up / (total_up + total_down), "ratio", "availability",
-                               f"{m.count_text(probes - failed)} of {m.count_text(probes)} probes succeeded"),
+                               f"uptime ÷ probed time ({m.count_text(probes - failed)} of "
+                               f"{m.count_text(probes)} probes succeeded)"),
         "uptime": figure(total_up / n, "seconds", "uptime", f"successful probes × probe interval, {per}"),
         "downtime": figure(total_down / n, "seconds", "downtime", f"failed probes × probe interval, {per}"),
         "unmonitored": figure(max(0.0, w.seconds - (total_up + total_down) / n), "seconds", "unmonitored time",
