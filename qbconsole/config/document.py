@@ -20,6 +20,7 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 
 # "$${" is a literal "${"; "${NAME}" and "${NAME:-default}" are references.
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_YAML_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _NAME_DEFAULT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
@@ -51,6 +52,7 @@ class Document:
         # Scalars whose substitution failed: already reported, so no further errors there.
         self._failed: set[int] = set()
         self._resolver = yaml.resolver.Resolver()
+        self._yaml_starts: list[int] | None = None  # where each line starts, as YAML counts lines
 
     # -- reporting -------------------------------------------------------------
 
@@ -67,7 +69,21 @@ class Document:
         mark = where.start_mark if isinstance(where, Node) else where
         if mark is None:
             return Diagnostic(self.filename, 1, 1, message)
-        return Diagnostic(self.filename, mark.line + 1, mark.column + 1, message)
+        return Diagnostic(self.filename, *self._position(mark), message)
+
+    def _position(self, mark: yaml.Mark) -> tuple[int, int]:
+        """1-based (line, col) counting only "\n" as a line break, as editors and grep do.
+
+        YAML also breaks lines at a lone "\r", U+0085, U+2028 and U+2029; a file holding
+        one of those would otherwise get line numbers past its last line.
+        """
+        if self._yaml_starts is None:
+            self._yaml_starts = [0] + [m.end() for m in _YAML_BREAK.finditer(self.text)]
+        starts = self._yaml_starts
+        if len(starts) == self.text.count("\n") + 1 or mark.line >= len(starts):
+            return mark.line + 1, mark.column + 1  # only "\n" breaks: YAML's count is the same
+        index = min(starts[mark.line] + mark.column, len(self.text))
+        return self.text.count("\n", 0, index) + 1, index - self.text.rfind("\n", 0, index)
 
     def shown(self, node: ScalarNode) -> str:
         """A scalar as it may appear in a message: quoted, with ``${...}`` unexpanded."""
