@@ -674,3 +674,21 @@ def test_availability_of_several_targets(tmp_path):
     assert by_target["web"]["uptime"].value == 180 * 20.0
     assert av["downtime"].value == 150.0 and av["uptime"].value == (330 * 10.0 + 3600.0) / 2  # means
     assert close(av["availability"].value, (3300 + 3600) / (3300 + 300 + 3600))  # time up / time probed
+
+
+def test_an_absent_labelled_counter_counts_as_zero_in_slos(tmp_path):
+    """No 5xx series at all (client libraries create it on the first error) is an error
+    rate of 0, not "no data"; without any request it stays "no data"."""
+    store = Store.open(tmp_path / "ok.db")
+    try:
+        store.write([Sample("http_requests_total", {"route": "/a", "status": "200"}, ts(k), 5.0 * k)
+                     for k in range(360, 721)])
+        report = build_report(store, parse_config(RULES), START, END, now_ms=NOW)
+        quiet = build_report(store, parse_config(RULES), T0 - H, T0, now_ms=NOW)
+    finally:
+        store.close()
+    row = next(r for r in report.slo["objectives"] if r["name"] == "error_rate")
+    assert row["actual"].value == 0.0 and row["status"] == "met"
+    assert 'no http_requests_total{status=~"5.."} series: counted as 0' in row["actual"].method
+    assert report.application["errors"]["rate"].value == 0.0
+    assert next(r for r in quiet.slo["objectives"] if r["name"] == "error_rate")["status"] == "no data"

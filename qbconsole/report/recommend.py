@@ -118,7 +118,7 @@ def _cache(r, cfg):
 def _errors(r, cfg):
     errors = r["application"].get("errors", {})
     rate = get(errors, "rate")
-    target = slo_target(cfg, 'status=~"5..', 0.01)
+    target = slo_target(cfg, "http_requests_total", 0.01)
     if _v(rate) is None or rate.value < target:
         return None
     top = errors.get("top") or []

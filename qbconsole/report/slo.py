@@ -95,6 +95,8 @@ class SLOs:
             method = "the SLO expression over the report window"
             if labels and len(result.vector) > 1:
                 method += f"; the worst of {len(result.vector)} series ({_labels(labels)})"
+            if result.notes:
+                method += "; " + "; ".join(result.notes)
             row["actual"] = figure(value, unit, f"{slo['name']} actual", method)
             row["status"] = "met" if OPS[op](value, target) else "missed"
         if kind == "capacity":

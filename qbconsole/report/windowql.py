@@ -27,7 +27,7 @@ from typing import NamedTuple
 from qbconsole.report.window import MINUTE, Window
 from qbconsole.rules.promql import (
     Aggregate, Binary, Call, Evaluator, MatrixSelector, NumberLiteral, Paren, PromQLEvalError,
-    PromQLSyntaxError, StoreQuerier, Unary, VectorSelector, parse,
+    PromQLSyntaxError, StoreQuerier, Unary, VectorSelector, parse, to_promql,
 )
 from qbconsole.store.queries import quantile_of_sorted
 
@@ -42,10 +42,12 @@ Span = tuple[int, int]  # (a, b]: samples with a < ts <= b
 
 
 class Result(NamedTuple):
-    """The instant vector an expression gave over one span, or why it gave none."""
+    """The instant vector an expression gave over one span, or why it gave none; ``notes``
+    say where an absent labelled counter was counted as 0."""
 
     vector: list[tuple[dict[str, str], float]] | None
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 class _Job(NamedTuple):
@@ -113,13 +115,14 @@ class WindowQL:
         jobs: list[_Job] = []
         rewritten = self._rewrite(tree, jobs)
         bare = _unparen(rewritten)
-        per_job = {job.name: self._job_values(job, spans) for job in jobs}
+        notes: list[str] = []
+        per_job = {job.name: self._job_values(job, spans, notes) for job in jobs}
         out = []
         for i, (a, b) in enumerate(spans):
             synthetic = {name: [(labels, values[i]) for labels, values in series if values[i] is not None]
                          for name, series in per_job.items()}
             if isinstance(bare, VectorSelector) and bare.name in synthetic:
-                out.append(Result(synthetic[bare.name]))
+                out.append(Result(synthetic[bare.name], notes=tuple(notes)))
                 continue
             node = self._with_range(rewritten, b - a)
             try:
@@ -129,9 +132,9 @@ class WindowQL:
                 out.append(Result(None, str(err)))
                 continue
             if isinstance(value, list):
-                out.append(Result([(dict(s.labels), s.value) for s in value]))
+                out.append(Result([(dict(s.labels), s.value) for s in value], notes=tuple(notes)))
             elif isinstance(value.value, (int, float)):
-                out.append(Result([({}, float(value.value))]))
+                out.append(Result([({}, float(value.value))], notes=tuple(notes)))
             else:
                 out.append(Result(None, "the expression gives a string"))
         return out
@@ -193,8 +196,13 @@ class WindowQL:
             self._selected[vs] = found
         return found
 
-    def _job_values(self, job: _Job, spans: list[Span]) -> list[tuple[dict[str, str], list[float | None]]]:
-        """For each series the job selects: its labels and its value in each span (None: no data)."""
+    def _job_values(self, job: _Job, spans: list[Span],
+                    notes: list[str]) -> list[tuple[dict[str, str], list[float | None]]]:
+        """For each series the job selects: its labels and its value in each span (None: no data).
+
+        A labelled counter appears on its first increment, so where ``increase``/``rate`` of
+        ``name{matchers}`` finds no series but ``name`` has samples in a span, the span gets
+        one unlabelled 0 (no 5xx responses is an error rate of 0, not "no data")."""
         out = []
         for info, labels in self.select(job.selector):
             if job.func == "last_over_time":
@@ -204,6 +212,19 @@ class WindowQL:
             else:
                 values = self._by_span(job, info.id, spans)
             out.append((labels, values))
+        vs = job.selector
+        if job.func in ("increase", "rate") and vs.name and vs.matchers:
+            empty = [i for i in range(len(spans)) if all(values[i] is None for _, values in out)]
+            if empty:
+                everything = self._job_values(job._replace(selector=VectorSelector(vs.name)), spans, [])
+                zeros: list[float | None] = [None] * len(spans)
+                for i in empty:
+                    if any(values[i] is not None for _, values in everything):
+                        zeros[i] = 0.0
+                if any(z is not None for z in zeros):
+                    out.append(({}, zeros))
+                    notes.append(f"no {to_promql(vs)} series: counted as 0 (a labelled counter appears "
+                                 "on its first increment)")
         return out
 
     def _whole(self, job: _Job, sid: int) -> float | None:
