@@ -165,7 +165,7 @@ def serve_process(tmp_path, probe_target):
     try:
         url = _wait(lambda: re.search(r"qbconsole serve: (http://\S+?);", out.read_text()), 20)
         assert url, out.read_text()
-        yield proc, url.group(1), tmp_path / "qb.db"
+        yield proc, url.group(1), tmp_path / "qb.db", out
     finally:
         children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         if proc.poll() is None:
@@ -185,7 +185,7 @@ def _viewers(pid: int) -> list[psutil.Process]:
 
 
 async def test_serve_two_viewers_run_one_agent_through_the_lease(serve_process):
-    proc, url, db = serve_process
+    proc, url, db, out = serve_process
     loop = asyncio.get_running_loop()
 
     async def wait(predicate, timeout):
@@ -207,7 +207,8 @@ async def test_serve_two_viewers_run_one_agent_through_the_lease(serve_process):
         async with aiohttp.ClientSession() as http:
             ws1 = await http.ws_connect(url + "ws?width=100&height=30")
             [first] = await wait(lambda: _viewers(proc.pid), 20)
-            assert await wait(lambda: _holder_pid(store) == first.pid, 30), "the first viewer's agent took the lease"
+            assert await wait(lambda: _holder_pid(store) == first.pid, 30), \
+                f"the first viewer's agent did not take the lease:\n{out.read_text()[-3000:]}"
             ws2 = await http.ws_connect(url + "ws?width=100&height=30")
             await wait(lambda: len(_viewers(proc.pid)) == 2, 20)
             second = _viewers(proc.pid)[1]
