@@ -692,3 +692,17 @@ def test_an_absent_labelled_counter_counts_as_zero_in_slos(tmp_path):
     assert 'no http_requests_total{status=~"5.."} series: counted as 0' in row["actual"].method
     assert report.application["errors"]["rate"].value == 0.0
     assert next(r for r in quiet.slo["objectives"] if r["name"] == "error_rate")["status"] == "no data"
+
+
+def test_late_real_user_events_count(tmp_path):
+    """An event that arrives after its minute was rolled up (ingest takes them up to 24 h
+    late) is in the figures: event series are read raw."""
+    store = Store.open(tmp_path / "late.db")
+    try:
+        store.write([Sample("rum_bounce", {}, START + 60_000 * j + 5, float(j % 2)) for j in range(40)])
+        store.rollup(NOW)
+        store.write([Sample("rum_bounce", {}, START + 90_000, 1.0)])  # late, into a final minute
+        ux = build_report(store, None, START, END, now_ms=NOW).user_experience
+    finally:
+        store.close()
+    assert ux["bounce_rate"].value == 21 / 41

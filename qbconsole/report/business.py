@@ -21,7 +21,7 @@ from typing import Any
 
 from qbconsole.report import measures as m
 from qbconsole.report.figures import NPS, Figure, figure, missing, ratio
-from qbconsole.report.window import Window
+from qbconsole.report.window import Window, merge
 
 FUNNEL = (("browse", "quickbid_sessions_total", "sessions started"),
           ("bid", "quickbid_bids_total", "bids placed"),
@@ -66,10 +66,11 @@ def _relabel(fig: Figure, label: str) -> Figure:
 
 
 def _mean(w: Window, name: str, unit: str, label: str) -> Figure:
-    st = m.pooled(w, name)
+    """The mean of an event series, from its raw samples (events may arrive late)."""
+    st = merge([w.raw_stats(s.id) for s in w.series(name)])
     if st is None:
-        return missing(unit, label, m.no_samples(name))
-    return figure(st.mean, unit, label, f"mean of {m.count_text(st.count)} samples of {name}")
+        return missing(unit, label, m.no_raw_samples(w, name))
+    return figure(st.mean, unit, label, f"mean of {m.count_text(st.count)} raw samples of {name}")
 
 
 def nps(w: Window) -> dict[str, Figure]:

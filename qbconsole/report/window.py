@@ -5,7 +5,10 @@ rollups (count/sum/min/max); the partial minutes at both edges and the minutes
 not yet final are read from raw samples. Averages, sums, counts, minima and maxima
 are therefore exact (the same as over the raw samples) at a small fraction of the
 cost. Staleness markers and NaN are skipped, as the rollups skip them. Counter
-increases (resets handled) are computed the same way, see ``counters.py``.
+increases (resets handled) are computed the same way, see ``counters.py``. A sample
+written more than a few minutes after its time (the store re-rolls the last five
+minutes) is in the raw samples only: event series that may arrive late (real-user
+monitoring, accepted up to 24 h late) are read raw (:meth:`Window.raw_stats`).
 
 Windows older than the raw retention lose their partial first minute (rollups
 only hold whole minutes): ``trimmed_start`` then says where the figures begin.
@@ -177,6 +180,14 @@ class Window:
         result = merge([p for p in parts if p.count])
         self._stats[sid] = result
         return result
+
+    def raw_stats(self, sid: int) -> Stats | None:
+        """Like :meth:`stats`, from raw samples only: for event series (real-user
+        monitoring) whose samples may arrive after their minute was rolled up."""
+        row = self.conn.execute(
+            f"SELECT count(*), sum(value), min(value), max(value) FROM samples WHERE series_id = ?"
+            f" AND ts BETWEEN ? AND ? AND {_NUM}", (sid, self.start + 1, self.end)).fetchone()
+        return Stats(*row) if row[0] else None
 
     def count_above(self, sid: int, threshold: float) -> tuple[int, int]:
         """(samples above threshold, samples) among the raw samples of the window."""
