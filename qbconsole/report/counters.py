@@ -120,14 +120,13 @@ def increments(w: "Window", sid: int) -> tuple[list[int], list[float], bool]:
     if rows:
         minutes, lows, highs = (list(map(itemgetter(i), rows)) for i in range(3))
         n = len(rows)
-        flagged = set(compress(range(1, n), map(operator.lt, lows[1:], highs)))  # below the minute before
-        flagged.update(i for i in compress(range(1, n), map(operator.not_, highs))  # after a minute at 0
-                       if lows[i] == 0 < highs[i])
+        marked = set(compress(range(1, n), map(operator.lt, lows[1:], highs)))  # below the minute before
+        marked.update(i for i in compress(range(1, n), map(operator.not_, highs))  # after a minute at 0
+                      if lows[i] == 0 < highs[i])
         if suspect(lows[0], highs[0], r.prev):
-            flagged.add(0)
-        flagged = sorted(flagged)
+            marked.add(0)
         pos = 0
-        for f in flagged + [n]:
+        for f in sorted(marked) + [n]:
             if f > pos:
                 r.minutes.extend(minutes[pos:f])
                 r.incs.append(r.grow(highs[pos]))
@@ -136,7 +135,7 @@ def increments(w: "Window", sid: int) -> tuple[list[int], list[float], bool]:
             if f == n:
                 break
             r.queries += 1
-            if r.queries > MAX_RESET_QUERIES:  # not behaving like a counter: read the rest raw
+            if r.queries > MAX_RESET_QUERIES and minutes[f] >= w.raw_from:  # not like a counter: rest raw
                 r.raw(minutes[f], hi - 1, per_minute=True)
                 break
             r.suspect(minutes[f], lows[f], highs[f], per_minute=True)

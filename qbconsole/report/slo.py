@@ -121,8 +121,7 @@ class SLOs:
                 return missing("ratio", label, "the target leaves no error budget"), definition
             bad = 1 - actual.value if above else actual.value
             return figure(max(0.0, bad) / allowed, "ratio", label, definition), definition
-        minutes = max(SPAN_MINUTES, round((self.spans[0][1] - self.spans[0][0]) / 60000)) if len(self.spans) > 1 \
-            else SPAN_MINUTES
+        minutes = self.w.span_minutes(SPAN_MINUTES, MAX_SPANS)
         definition = (f"time in {minutes}-minute spans that broke the target ÷ the allowed "
                       f"{ALLOWED_BREACH_SHARE:.0%} of the time with data")
         broken = covered = 0

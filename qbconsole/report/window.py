@@ -110,11 +110,15 @@ class Window:
     def names(self) -> list[str]:
         return self.store.names()
 
+    def span_minutes(self, min_minutes: int = 5, max_spans: int = 288) -> int:
+        """The length of :meth:`spans`: ``min_minutes``, longer when more than ``max_spans``
+        spans would be needed."""
+        return max(min_minutes, math.ceil(math.ceil(self.seconds / 60) / max_spans))
+
     def spans(self, min_minutes: int = 5, max_spans: int = 288) -> list[tuple[int, int]]:
         """Consecutive spans ``(a, b]`` covering the window, cut at multiples of their length
-        (``min_minutes``, longer when more than ``max_spans`` spans would be needed)."""
-        total = math.ceil(self.seconds / 60)
-        length = max(min_minutes, math.ceil(total / max_spans)) * MINUTE
+        (see :meth:`span_minutes`); the first and last may be shorter."""
+        length = self.span_minutes(min_minutes, max_spans) * MINUTE
         cuts = [self.start]
         edge = (self.start // length + 1) * length - 1
         while edge < self.end - MINUTE // 2:  # no sliver of a span at either end
