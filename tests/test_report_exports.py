@@ -36,6 +36,19 @@ def test_json_round_trips_with_the_section_keys(seeded):
     assert "NaN" not in render_json(report) and "Infinity" not in render_json(report)
 
 
+def test_charts_cover_the_window(seeded):
+    _, report = seeded
+    charts = report.charts()
+    assert list(charts) == ["system.cpu", "system.memory", "application.requests_per_second", "application.p95"]
+    for chart in charts.values():
+        assert chart["from"] == START and chart["to"] == END and chart["unit"]
+        stamps = [t for t, _ in chart["points"]]
+        assert stamps == sorted(stamps) and START < stamps[0] and stamps[-1] == END
+    cpu = [v for _, v in charts["system.cpu"]["points"]]
+    assert min(cpu) >= 40 and max(cpu) <= 82  # means of the seeded CPU values per span
+    assert all(v == pytest.approx(0.7777777777777778) for _, v in charts["application.p95"]["points"])
+
+
 def test_html_is_self_contained_and_well_formed(seeded):
     _, report = seeded
     html = render_html(report)

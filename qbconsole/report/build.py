@@ -40,6 +40,14 @@ class Report:
         for f in fields(self):
             yield from walk(getattr(self, f.name))
 
+    def charts(self) -> dict[str, dict[str, Any]]:
+        """Every chart, keyed "section.name" (e.g. "system.cpu", "application.p95")."""
+        out = {}
+        for section in ("system", "application", "business", "user_experience"):
+            for name, chart in (getattr(self, section).get("charts") or {}).items():
+                out[f"{section}.{name}"] = chart
+        return out
+
     @property
     def start_ms(self) -> int:
         return int(self.range["from"].value)
