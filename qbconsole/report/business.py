@@ -22,6 +22,7 @@ from typing import Any
 from qbconsole.report import measures as m
 from qbconsole.report.figures import NPS, Figure, figure, missing, ratio
 from qbconsole.report.window import Window, merge
+from qbconsole.store.queries import quantile_of_sorted
 
 FUNNEL = (("browse", "quickbid_sessions_total", "sessions started"),
           ("bid", "quickbid_bids_total", "bids placed"),
@@ -95,12 +96,12 @@ def _pages(w: Window) -> list[dict[str, Any]]:
     pages = sorted({s.labels.get("page", "") for s in w.series(name)})
     rows = []
     for page in pages:
-        keep = (lambda labels, p=page: labels.get("page", "") == p)
-        qs = m.exact_quantiles(w, name, {"p75": 0.75}, "seconds", f"{page} page load", keep)
-        if qs is None:
+        values = sorted(v for s in w.series(name) if s.labels.get("page", "") == page for v in w.values(s.id))
+        if not values:
             continue
-        n = sum(len(w.points(s.id)) for s in m.select(w, name, keep))
-        rows.append({"page": page, "p75": qs["p75"], "views": figure(n, "count", f"{page} page views")})
+        p75 = figure(quantile_of_sorted(values, 0.75), "seconds", f"{page} page load p75",
+                     f"exact from {m.count_text(len(values))} raw samples of {name}")
+        rows.append({"page": page, "p75": p75, "views": figure(len(values), "count", f"{page} page views")})
     rows.sort(key=lambda r: -r["p75"].value)
     return rows[:TOP_PAGES]
 

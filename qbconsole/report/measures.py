@@ -142,7 +142,7 @@ def exact_quantiles(w: Window, name: str, qs: dict[str, float], unit: str, what:
     """Exact quantiles of every raw sample of the matching series; None when there are none."""
     values: list[float] = []
     for s in select(w, name, keep):
-        values.extend(v for _, v in w.points(s.id))
+        values.extend(w.values(s.id))
     if not values:
         return None
     values.sort()

@@ -208,6 +208,14 @@ class Window:
             pts = self._points[sid] = self._raw(sid, self.start + 1, self.end)
         return pts
 
+    def values(self, sid: int) -> list[float]:
+        """The raw values in the window (unordered), for exact quantiles and counts."""
+        if sid in self._points:
+            return list(map(itemgetter(1), self._points[sid]))
+        return [r[0] for r in self.conn.execute(
+            f"SELECT value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}",
+            (sid, self.start + 1, self.end))]
+
     def _raw(self, sid: int, lo: int, hi: int) -> list[tuple[int, float]]:
         return self.conn.execute(
             f"SELECT ts, value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}"
