@@ -1,13 +1,12 @@
 """The report as one self-contained HTML file: inline CSS and inline SVG charts, no
-scripts, no external resources. The markup is well-formed (every element closed, all
-text escaped), so XML parsers read it as well as browsers do."""
+scripts, no external resources — the file does not even contain the letters "http".
+The markup is well-formed (every element closed, all text escaped), so XML parsers
+read it as well as browsers do."""
 
 from __future__ import annotations
 
-from html import escape
-
 from qbconsole.report.layout import Chart, Heading, Items, Para, Table, blocks
-from qbconsole.report.svg import line_chart
+from qbconsole.report.svg import escape, line_chart
 
 CSS = """
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6474; --line: #2563c9; --rule: #d5d9e0;
