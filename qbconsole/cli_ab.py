@@ -19,6 +19,9 @@ from qbconsole.cli_alerts import operator
 from qbconsole.experiments import lifecycle
 from qbconsole.experiments.analyze import Analysis, analyze
 from qbconsole.experiments.assign import exposure_of, expose, track
+from qbconsole.experiments.display import (
+    arm_figures, figure_heads, lift_text, plan_text, progress_text, span, srm_text, when,
+)
 from qbconsole.experiments.model import (
     Experiment,
     ExperimentError,
@@ -34,26 +37,6 @@ from qbconsole.experiments.verdict import Verdict, decide
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _when(ms: int | None) -> str:
-    return "—" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    if s >= 86400:
-        hours = (s % 86400) // 3600
-        return f"{s // 86400}d{hours}h" if hours else f"{s // 86400}d"
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s"
-
-
-def _pct(x: float, signed: bool = True) -> str:
-    return f"{x * 100:+.1f} %" if signed else f"{x * 100:.2f} %"
 
 
 def _run(args, work):
@@ -158,7 +141,7 @@ def cmd_assign(args) -> int:
     exposure = _run(args, work)
     print(exposure.variant)
     if not exposure.first:
-        print(f"(exposed before, at {_when(exposure.ts)})", file=sys.stderr)
+        print(f"(exposed before, at {when(exposure.ts)})", file=sys.stderr)
     return 0
 
 
@@ -206,7 +189,7 @@ def cmd_list(args) -> int:
     width = max(10, *(len(e.name) for e, _, _ in rows))
     print(f"{'NAME':<{width}}  {'STATUS':<8}  {'USERS':>8}  {'RUNNING':>8}  VERDICT")
     for exp, analysis, verdict in rows:
-        running = _span(analysis.elapsed_s) if exp.started_at else "—"
+        running = span(analysis.elapsed_s) if exp.started_at else "—"
         print(f"{exp.name:<{width}}  {exp.status:<8}  {analysis.users:>8}  {running:>8}  {verdict.headline}")
     return 0
 
@@ -226,47 +209,31 @@ def cmd_show(args) -> int:
 
 
 def show_lines(exp: Experiment, analysis: Analysis, verdict: Verdict) -> list[str]:
-    """The text of ``ab show``."""
-    plan = f"of {_span(exp.duration_s)}" if exp.duration_s else "(no planned duration)"
+    """The text of ``ab show`` (its words and formats are :mod:`qbconsole.experiments.display`'s)."""
     lines = [f"{exp.name}: {exp.status}" + (f" — {exp.description}" if exp.description else ""),
-             f"  created {_when(exp.created_at)} by {exp.created_by} ({exp.origin}); started {_when(exp.started_at)}"
-             + (f"; stopped {_when(exp.stopped_at)} by {exp.stopped_by}" if exp.stopped_at else ""),
-             f"  running {_span(analysis.elapsed_s)} {plan}; test: {analysis.method}"
-             + (" (the planned horizon is reached)" if analysis.method == "frequentist" else
-                " (always valid, however often you look)")
-             + f"; alpha {exp.alpha:g}, minimum effect {_pct(exp.mde)}, min {exp.min_users} users per variant",
+             f"  created {when(exp.created_at)} by {exp.created_by} ({exp.origin}); started {when(exp.started_at)}"
+             + (f"; stopped {when(exp.stopped_at)} by {exp.stopped_by}" if exp.stopped_at else ""),
+             f"  {plan_text(exp, analysis)}",
              ""]
     for i, metric in enumerate(exp.metrics):
         lines.append(f"{metric.name} = {metric.spec}" + ("  (primary)" if i == 0 else ""))
-        head = "CONVERSIONS      RATE" if metric.kind == "conversion" else "      TOTAL  PER USER"
-        lines.append(f"  {'VARIANT':<14} {'SPLIT':>6} {'USERS':>8}  {head}  {'LIFT [95% CI]':<26} "
-                     f"{'P':>7} {'P ADJ':>7}  WIN")
+        count_head, value_head = figure_heads(metric)
+        lines.append(f"  {'VARIANT':<14} {'SPLIT':>6} {'USERS':>8}  {count_head:>11}  {value_head:>8}  "
+                     f"{'LIFT [95% CI]':<26} {'P':>7} {'P ADJ':>7}  WIN")
         for arm in analysis.arms:
-            s = arm.metrics[metric.name]
-            if metric.kind == "conversion":
-                value = f"{s.conversions:>11}  {_pct(s.mean, signed=False):>8}"
-            else:
-                value = f"{s.total:>11.2f}  {s.mean:>8.3f}"
+            count, value = arm_figures(metric, arm.metrics[metric.name])
             if arm.variant == exp.control:
                 tail = "(control)"
             else:
                 c = analysis.comparison(metric.name, arm.variant)
                 if c.ok:
-                    interval = f"{_pct(c.lift)} [{_pct(c.ci[0])}, {_pct(c.ci[1])}]"
-                    tail = f"{interval:<26} {c.p_value:>7.3g} {c.adjusted_p:>7.3g}  {c.chance_to_win:.0%}"
+                    tail = f"{lift_text(c):<26} {c.p_value:>7.3g} {c.adjusted_p:>7.3g}  {c.chance_to_win:.0%}"
                 else:
                     tail = f"— ({c.error})"
-            lines.append(f"  {arm.variant:<14} {arm.share * 100:>5.3g}% {arm.users:>8}  {value}  {tail}")
+            lines.append(f"  {arm.variant:<14} {arm.share * 100:>5.3g}% {arm.users:>8}  {count:>11}  {value:>8}  {tail}")
         lines.append("")
-    srm = "MISMATCH" if analysis.srm else "ok"
-    lines.append(f"sample ratio: {srm} (p = {analysis.srm_p:.3g}; alarm below 0.001)")
-    if verdict.needed_users is not None:
-        more = (f"; about {verdict.users_still_needed} more" if verdict.users_still_needed else "")
-        days = f" (~{verdict.days_still_needed:.1f} days)" if verdict.days_still_needed else ""
-        lines.append(f"progress: {analysis.users} of ~{verdict.needed_users} users needed "
-                     f"({verdict.progress:.0%}){more}{days}")
-    else:
-        lines.append(f"progress: {analysis.users} users; the sample needed is not known until the control has data")
+    lines.append(f"sample ratio: {srm_text(analysis)}")
+    lines.append(f"progress: {progress_text(analysis, verdict)}")
     lines.append(f"verdict: {verdict.headline} — {verdict.reason}")
     return lines
 

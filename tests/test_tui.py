@@ -25,7 +25,7 @@ from qbconsole.tui.screens.placeholder import PlaceholderScreen
 from qbconsole.tui.screens.sources import SourcesScreen, lease_content
 from qbconsole.tui.sections import SECTIONS
 from qbconsole.tui.settings import load_settings
-from qbconsole.tui.targets import TARGETS, Status, judge
+from qbconsole.tui.targets import Status, Target, judge
 from qbconsole.tui.themes import PACKAGE_THEME_DIR, ThemeFileError, load_theme_file
 from qbconsole.tui.widgets.chart import TimeChart
 from qbconsole.tui.widgets.chrome import StatusLine
@@ -78,7 +78,7 @@ async def test_every_section_by_key(store, tmp_path):
         await pilot.press(next(s.key for s in SECTIONS if s.mode == "alerts"))
         await pilot.pause()
         assert not isinstance(app.screen, PlaceholderScreen), "the Alerts section is built"
-        for mode in ("actions", "reports", "experiments"):
+        for mode in ("actions", "reports"):
             await pilot.press(next(s.key for s in SECTIONS if s.mode == mode))
             await pilot.pause()
             assert isinstance(app.screen, PlaceholderScreen)
@@ -361,7 +361,7 @@ def test_network_rate_handles_counter_reset_and_skips_loopback(store):
 
 
 def test_judge_against_targets():
-    cpu = TARGETS["system_cpu_percent"]
+    cpu = Target("<", 70.0)
     assert judge(MetricWindow("x", ((1, 10.0), (2, 20.0))), cpu) is Status.OK
     assert judge(MetricWindow("x", ((1, 10.0), (2, 75.0))), cpu) is Status.WARN
     assert judge(MetricWindow("x", ((1, 80.0), (2, 60.0))), cpu) is Status.CRIT

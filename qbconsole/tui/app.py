@@ -24,16 +24,19 @@ from qbconsole.store import Store
 from qbconsole.store.alerts import AlertRow, acknowledge, add_silence
 from qbconsole.tui.alertfmt import alert_expressions
 from qbconsole.tui.data import Snapshot, failed_snapshot, read_snapshot
+from qbconsole.tui.groups import GROUPS
 from qbconsole.tui.modals.ack import AckModal, AckRequest
 from qbconsole.tui.modals.silence import SilenceModal, SilenceRequest
 from qbconsole.tui.screens.alert_detail import AlertDetailScreen
 from qbconsole.tui.screens.alerts import AlertsScreen
+from qbconsole.tui.screens.experiments import ExperimentsScreen
 from qbconsole.tui.screens.help import HelpScreen, key_rows
 from qbconsole.tui.screens.overview import OverviewScreen
 from qbconsole.tui.screens.placeholder import PlaceholderScreen
 from qbconsole.tui.screens.sources import SourcesScreen
 from qbconsole.tui.sections import BY_MODE, SECTIONS
 from qbconsole.tui.settings import default_settings_path, load_settings, save_settings
+from qbconsole.tui.targets import Target, targets_from_slos
 from qbconsole.tui.timefmt import clock
 from qbconsole.tui.themes import APP_CSS_PATH, DEFAULT_THEME, PACKAGE_THEME_DIR, load_themes
 
@@ -66,7 +69,19 @@ def default_operator() -> str:
         return str(os.getuid())
 
 
-SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "sources": SourcesScreen}
+SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "experiments": ExperimentsScreen,
+                   "sources": SourcesScreen}
+METRIC_NAMES = tuple(spec.name for group in GROUPS for spec in group.metrics)
+
+
+def default_config() -> object | None:
+    """The built-in default rules (their SLOs are the source design's targets); None if unreadable."""
+    from qbconsole.config import DEFAULT_RULES, ConfigError, load_config
+
+    try:
+        return load_config(DEFAULT_RULES)
+    except (ConfigError, OSError):
+        return None
 
 
 class QBConsoleApp(App):
@@ -89,10 +104,14 @@ class QBConsoleApp(App):
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, refresh: float = 1.0,
                  agent: object | None = None, settings_path: Path | None = None,
                  theme: str | None = None, operator: str | None = None,
-                 alert_exprs: Mapping[str, str] | None = None) -> None:
-        """``operator`` is recorded as who acknowledged or silenced (default: the OS user);
-        ``alert_exprs`` maps alert rule names to expressions (default: the agent's config)."""
+                 alert_exprs: Mapping[str, str] | None = None, config: object | None = None) -> None:
+        """``operator`` is recorded as who acknowledged, silenced, created or stopped (default: the OS user);
+        ``alert_exprs`` maps alert rule names to expressions (default: the agent's config); ``config``
+        is the rules file whose ``slos`` set the Overview's targets (default: the agent's, else the
+        built-in default rules)."""
         super().__init__()
+        self._config = config if config is not None or agent is not None else default_config()
+        self._targets_of: tuple[object, dict[str, Target]] = (object(), {})
         self.store = store
         self.operator = operator or default_operator()
         self._alert_exprs = dict(alert_exprs) if alert_exprs is not None else None
@@ -198,6 +217,18 @@ class QBConsoleApp(App):
         if self._exprs_of[0] is not config:
             self._exprs_of = (config, alert_expressions(config))
         return self._exprs_of[1]
+
+    @property
+    def config(self) -> object | None:
+        """The rules file in use: as given, else the agent's (which it may reload)."""
+        return self._config if self._config is not None else getattr(self.agent, "config", None)
+
+    def targets(self) -> dict[str, Target]:
+        """Store metric name -> target, from the config's SLOs (recomputed when the config changes)."""
+        config = self.config
+        if self._targets_of[0] is not config:
+            self._targets_of = (config, targets_from_slos(getattr(config, "slos", None) or (), METRIC_NAMES))
+        return self._targets_of[1]
 
     def open_alert_detail(self, alert_id: int) -> None:
         self.push_screen(AlertDetailScreen(alert_id))

@@ -43,3 +43,8 @@ def clock(ts_ms: int | None) -> str:
 def clock_minutes(ts_ms: int) -> str:
     """Local wall-clock time to the minute, "HH:MM" (chart axes)."""
     return time.strftime("%H:%M", time.localtime(ts_ms / 1000))
+
+
+def day_label(ts_ms: int) -> str:
+    """Local weekday and day of month, "Mon 05" (axes of multi-day charts)."""
+    return time.strftime("%a %d", time.localtime(ts_ms / 1000))

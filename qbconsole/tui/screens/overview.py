@@ -1,44 +1,38 @@
-"""Overview: the status line, tiles for CPU, memory, disk and network, and their last 15 minutes."""
+"""Overview: the status line, a group bar, and one metric group at a time.
+
+System keeps its four tiles with charts; Application, Business, User experience and
+Security list their figures one per row (value, status, target, sparkline) above a
+chart of the focused figure's last 15 minutes. ``[``/``]`` (or a click on the group
+bar) change the group, ``tab`` and the arrows move between figures, ``enter`` opens
+the focused figure's chart with a window picker.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Callable, Mapping
+
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Grid
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import ContentSwitcher, Static
 
-from qbconsole.catalog import describe, format_value
-from qbconsole.tui.data import (
-    CPU, DISK, LOOPBACK_NICS, MEMORY, NET_RX, NET_TX, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, Snapshot,
-)
+from qbconsole.tui.data import LOOPBACK_NICS, RATE_BUCKET_MS, MetricWindow, Snapshot
+from qbconsole.tui.figures import average_label, current_text, group_rows, group_statuses, target_text, value_text
+from qbconsole.tui.groups import GROUP_OF, GROUPS, SPECS, SYSTEM, Group
+from qbconsole.tui.metricdata import WINDOW_MS
 from qbconsole.tui.screens.base import SectionScreen
-from qbconsole.tui.targets import TARGETS, Status, Target, judge
-from qbconsole.tui.timefmt import ago, span
-from qbconsole.tui.widgets.chart import ChartData, ChartSeries
+from qbconsole.tui.targets import Status, Target, judge
+from qbconsole.tui.timefmt import span
+from qbconsole.tui.widgets.chart import ChartData, ChartSeries, TimeChart
+from qbconsole.tui.widgets.metric_row import MetricRow, header_content
 from qbconsole.tui.widgets.tile import Tile, TileView
 
-STALE_AFTER_MS = 60_000
-"""A latest value older than this is shown with its age: the collector may have stopped."""
-
 WINDOW_TEXT = span(WINDOW_MS)
-
-
-def unit_of(metric: str) -> str:
-    info = describe(metric)
-    return info.unit if info else ""
-
-
-def description_of(metric: str) -> str:
-    info = describe(metric)
-    return f"{info.description} ({metric})" if info else metric
-
-
-def percent_tick(value: float) -> str:
-    return f"{value:.0f}%"
-
-
-def rate_tick(value: float) -> str:
-    return format_value(value, "bytes/s")
+SHORT_TITLES = {"system": "Sys", "application": "App", "business": "Biz", "ux": "UX", "security": "Sec"}
+COUNT_MARKS = ((Status.CRIT, "✖", "$error"), (Status.WARN, "▲", "$warning"), (Status.SHORT, "◇", "$accent"))
 
 
 def chart_end(now_ms: int) -> int:
@@ -46,43 +40,22 @@ def chart_end(now_ms: int) -> int:
     return -(-now_ms // RATE_BUCKET_MS) * RATE_BUCKET_MS
 
 
-def target_text(target: Target | None, unit: str) -> str:
-    if target is None:
-        return "no target set"
-    text = format_value(target.threshold, unit)
-    if float(target.threshold).is_integer():
-        text = text.replace(".0 ", " ", 1)  # "70 %", not "70.0 %"
-    return f"target {target.op} {text}"
+@lru_cache(maxsize=None)
+def tick_for(unit: str) -> Callable[[float], str]:
+    """The y tick format of a unit (one function per unit, so charts can tell it has not changed)."""
+    return lambda value: value_text(value, unit).replace(".0 %", " %")
 
 
-def current_text(window: MetricWindow, unit: str, now_ms: int) -> str:
-    """The latest value in its unit, with its age when it is old enough to doubt."""
-    latest = window.latest
-    if latest is None:
-        return "—"
-    text = format_value(latest[1], unit)
-    if now_ms - latest[0] > STALE_AFTER_MS:
-        text += f" (as of {ago(latest[0], now_ms)})"
-    return text
-
-
-def average_label(*windows: MetricWindow) -> str:
-    """ "15m avg", or the span the data really covers when that is shorter (a new store)."""
-    covered = max((w.points[-1][0] - w.points[0][0] for w in windows if w.points), default=0)
-    return f"{WINDOW_TEXT} avg" if covered >= WINDOW_MS * 0.95 else f"{span(covered)} avg"
-
-
-def gauge_view(window: MetricWindow, now_ms: int, *, prefix: str = "") -> TileView:
-    """A percentage gauge judged against its entry in TARGETS (if any)."""
-    unit = unit_of(window.name)
-    target = TARGETS.get(window.name)
+def gauge_view(window: MetricWindow, target: Target | None, now_ms: int, *, unit: str = "percent",
+               prefix: str = "", y_max: float | None = 100.0) -> TileView:
+    """A System tile: the latest value, the window's average, the target and the status."""
     status = judge(window, target)
     if status is Status.NO_DATA:
         detail = f"no samples in the last {WINDOW_TEXT} · {target_text(target, unit)}"
     else:
-        detail = f"{average_label(window)} {format_value(window.average, unit)} · {target_text(target, unit)}"
+        detail = f"{average_label(window)} {value_text(window.average, unit)} · {target_text(target, unit)}"
     chart = ChartData((ChartSeries(window.label or window.name, window.points),), chart_end(now_ms),
-                      WINDOW_MS, y_max=100.0)
+                      WINDOW_MS, y_max=y_max)
     return TileView(prefix + current_text(window, unit, now_ms), detail, status, chart)
 
 
@@ -92,8 +65,8 @@ def network_view(rx: MetricWindow, tx: MetricWindow, now_ms: int) -> TileView:
         status, detail = Status.NO_DATA, f"no samples in the last {WINDOW_TEXT} · no target set"
     else:
         status = Status.NO_TARGET
-        detail = (f"{average_label(rx, tx)} ↓ {format_value(rx.average, 'bytes/s')} "
-                  f"↑ {format_value(tx.average, 'bytes/s')}")
+        detail = (f"{average_label(rx, tx)} ↓ {value_text(rx.average, 'bytes/s')} "
+                  f"↑ {value_text(tx.average, 'bytes/s')}")
     value = f"↓ {current_text(rx, 'bytes/s', now_ms)} ↑ {current_text(tx, 'bytes/s', now_ms)}"
     chart = ChartData(
         (ChartSeries("↓ recv", rx.points, "primary", "braille"),
@@ -103,44 +76,210 @@ def network_view(rx: MetricWindow, tx: MetricWindow, now_ms: int) -> TileView:
     return TileView(value, detail, status, chart)
 
 
-def tile_views(snapshot: Snapshot) -> dict[str, TileView]:
+def tile_views(snapshot: Snapshot, targets: Mapping[str, Target]) -> dict[str, TileView]:
     """Tile id -> what it shows, for one snapshot."""
     now = snapshot.now_ms
     disk_prefix = f"{snapshot.disk.label}  " if snapshot.disk.label else ""
     return {
-        "tile-cpu": gauge_view(snapshot.cpu, now),
-        "tile-memory": gauge_view(snapshot.memory, now),
-        "tile-disk": gauge_view(snapshot.disk, now, prefix=disk_prefix),
+        "tile-cpu": gauge_view(snapshot.cpu, targets.get(snapshot.cpu.name or "system_cpu_percent"), now),
+        "tile-memory": gauge_view(snapshot.memory, targets.get("system_memory_percent"), now),
+        "tile-disk": gauge_view(snapshot.disk, targets.get("system_disk_percent"), now, prefix=disk_prefix),
         "tile-network": network_view(snapshot.net_rx, snapshot.net_tx, now),
     }
 
 
+def group_bar_content(groups: tuple[Group, ...], current: str, counts: Mapping[str, Mapping[Status, int]],
+                      width: int | None = None) -> Content:
+    """``System │ Application ✖2 │ ...`` with the current group in reverse video, each one clickable.
+
+    When ``width`` is too narrow the key hint goes first, then the titles shorten.
+    """
+    def build(short: bool, hint: bool) -> Content:
+        parts: list[tuple[str, str] | str] = []
+        for i, group in enumerate(groups):
+            if i:
+                parts.append((" │ ", "$text-muted"))
+            title = SHORT_TITLES.get(group.key, group.title) if short else group.title
+            action = f"@click=screen.show_group('{group.key}')"
+            style = "bold reverse" if group.key == current else "bold"
+            parts.append((f" {title} ", f"{style} {action}"))
+            for status, mark, colour in COUNT_MARKS:
+                if counts.get(group.key, {}).get(status):
+                    parts.append((f"{mark}{counts[group.key][status]}", f"bold {colour} {action}"))
+        if hint:
+            parts.append(("   [ ] group", "$text-muted"))
+        return Content.assemble(*parts)
+
+    for short, hint in ((False, True), (False, False), (True, True), (True, False)):
+        content = build(short, hint)
+        if width is None or content.cell_length <= width:
+            break
+    return content
+
+
+class GroupPane(Vertical):
+    """A group's rows and the chart of the focused row."""
+
+    def __init__(self, group: Group) -> None:
+        super().__init__(id=f"group-{group.key}", classes="group-pane")
+        self.group = group
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="rows-header")
+        yield VerticalScroll(classes="rows", can_focus=False)
+        chart = Vertical(classes="preview")
+        chart.border_title = "—"
+        with chart:
+            yield TimeChart(id=f"preview-{self.group.key}")
+
+
 class OverviewScreen(SectionScreen):
-    """Headline figures of this machine (System group); more groups arrive with later sources."""
+    """The Overview section (see the module docstring)."""
 
     MODE = "overview"
+    BINDINGS = [
+        Binding("enter", "open_chart", "Chart", key_display="⏎", tooltip="Chart of the focused figure over "
+                "15m, 1h, 6h, 24h or 7d", id="overview.chart"),
+        Binding("right_square_bracket", "next_group", "Group", key_display="]",
+                tooltip="Next metric group (System, Application, Business, User experience, Security)",
+                id="overview.next_group"),
+        Binding("left_square_bracket", "previous_group", "Previous group", key_display="[", show=False,
+                tooltip="Previous metric group", id="overview.previous_group"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.group = GROUPS[0].key
+        self._focused_key: dict[str, str] = {}
+        self._preview_key: dict[str, str] = {}
 
     def compose_body(self) -> ComposeResult:
-        loopback = ", ".join(sorted(LOOPBACK_NICS))
-        with Grid(id="tiles"):
-            yield Tile("CPU", description_of(CPU), percent_tick, id="tile-cpu")
-            yield Tile("Memory", description_of(MEMORY), percent_tick, id="tile-memory")
-            yield Tile("Disk (fullest mount)", description_of(DISK), percent_tick, id="tile-disk")
-            yield Tile(
-                "Network",
-                f"Bytes per second received and sent, all interfaces but {loopback} "
-                f"(rates of {NET_RX} and {NET_TX})",
-                rate_tick,
-                id="tile-network",
-            )
+        yield Static("", id="group-bar")
+        with ContentSwitcher(initial=f"group-{SYSTEM.key}", id="groups"):
+            with Grid(id="group-system", classes="group-pane"):
+                loopback = ", ".join(sorted(LOOPBACK_NICS))
+                for spec, tile_id in zip(SYSTEM.metrics, ("tile-cpu", "tile-memory", "tile-disk", "tile-network")):
+                    description = spec.description
+                    if spec.pair:
+                        description = (f"Bytes per second received and sent, all interfaces but {loopback} "
+                                       f"(rates of {spec.name} and {spec.pair})")
+                    yield Tile(spec.title, description, tick_for(spec.unit), id=tile_id, spec_key=spec.key)
+            for group in GROUPS[1:]:
+                yield GroupPane(group)
         yield Static("", id="tile-description", markup=False)
 
+    # ---- showing a snapshot -------------------------------------------------------------
     def show_body(self, snapshot: Snapshot) -> None:
-        for tile_id, view in tile_views(snapshot).items():
+        targets = self.console.targets()
+        for tile_id, view in tile_views(snapshot, targets).items():
             self.query_one(f"#{tile_id}", Tile).show(view)
+        for group in GROUPS[1:]:
+            if group.key == self.group:
+                self._show_group(group, snapshot, targets)
+        self._show_group_bar(snapshot, targets)
+
+    def _show_group_bar(self, snapshot: Snapshot, targets: Mapping[str, Target]) -> None:
+        counts = {g.key: group_statuses(g, snapshot.metrics, targets) for g in GROUPS}
+        bar = self.query_one("#group-bar", Static)
+        bar.update(group_bar_content(GROUPS, self.group, counts, bar.content_region.width or None))
+
+    def _show_group(self, group: Group, snapshot: Snapshot, targets: Mapping[str, Target]) -> None:
+        pane = self.query_one(f"#group-{group.key}", GroupPane)
+        rows = group_rows(group, snapshot.metrics, targets, snapshot.now_ms)
+        container = pane.query_one(".rows", VerticalScroll)
+        existing = {row.key: row for row in container.query(MetricRow)}
+        wanted = {key for key, _, _ in rows}
+        for key, row in existing.items():
+            if key not in wanted:
+                row.remove()
+        previous: MetricRow | None = None
+        for key, spec_key, _view in rows:  # new rows (a label value seen for the first time) in place
+            row = existing.get(key)
+            if row is None:
+                row = existing[key] = MetricRow(key, spec_key, self._row_description(key, spec_key))
+                if previous is None:
+                    container.mount(row, before=0 if container.children else None)
+                else:
+                    container.mount(row, after=previous)
+            previous = row
+        for key, _spec_key, view in rows:
+            existing[key].show(view)
+        header = pane.query_one(".rows-header", Static)
+        first = next(iter(existing.values()), None)
+        width = (first.size.width if first is not None and first.size.width else 0) or header.content_region.width
+        header.update(header_content(width or self.size.width - 4, WINDOW_TEXT))
+        self._show_preview(group, snapshot)
+
+    def _row_description(self, key: str, spec_key: str) -> str:
+        spec = SPECS[spec_key]
+        if key == spec_key:
+            return f"{spec.title}: {spec.description}"
+        return f"{spec.title}, {spec.label} {key.split('/', 1)[1]}: {spec.description}"
+
+    def _show_preview(self, group: Group, snapshot: Snapshot) -> None:
+        """The chart under the rows: the focused row's figure (else the group's first)."""
+        key = self._preview_key.get(group.key) or group.metrics[0].key
+        spec = SPECS[key.split("/", 1)[0]]
+        window = snapshot.metrics.get(key) or MetricWindow(spec.name)
+        pane = self.query_one(f"#group-{group.key}", GroupPane)
+        preview = pane.query_one(".preview", Vertical)
+        title = next((row.view.title for row in pane.query(MetricRow) if row.key == key and row.view), spec.title)
+        preview.border_title = f"{title} · last {WINDOW_TEXT}"
+        pane.query_one(TimeChart).show(ChartData((ChartSeries(title, window.points),), chart_end(snapshot.now_ms), WINDOW_MS,
+                             y_max=spec.y_max), tick_for(spec.unit))
+
+    # ---- groups ----------------------------------------------------------------------------
+    def action_show_group(self, key: str) -> None:
+        if key == self.group or key not in {g.key for g in GROUPS}:
+            return
+        if isinstance(self.focused, (MetricRow, Tile)):
+            self._focused_key[self.group] = self.focused.id or getattr(self.focused, "key", "")
+        self.group = key
+        self.query_one("#groups", ContentSwitcher).current = f"group-{key}"
+        if self.console.snapshot is not None:
+            self.show_snapshot(self.console.snapshot)
+        self.call_after_refresh(self._focus_group)
+
+    def _focus_group(self) -> None:
+        pane = self.query_one(f"#group-{self.group}")
+        wanted = self._focused_key.get(self.group)
+        candidates = [w for w in pane.query("MetricRow, Tile") if w.focusable]
+        chosen = next((w for w in candidates if wanted in (w.id, getattr(w, "key", None))), None)
+        if chosen is None and candidates:
+            chosen = candidates[0]
+        if chosen is not None:
+            chosen.focus()
+
+    def action_next_group(self) -> None:
+        keys = [g.key for g in GROUPS]
+        self.action_show_group(keys[(keys.index(self.group) + 1) % len(keys)])
+
+    def action_previous_group(self) -> None:
+        keys = [g.key for g in GROUPS]
+        self.action_show_group(keys[(keys.index(self.group) - 1) % len(keys)])
+
+    # ---- charts and descriptions -------------------------------------------------------------
+    def action_open_chart(self) -> None:
+        widget = self.focused
+        key = getattr(widget, "spec_key", None)
+        if key in SPECS:
+            from qbconsole.tui.screens.metric_chart import MetricChartScreen
+
+            self.app.push_screen(MetricChartScreen(SPECS[key]))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        if isinstance(event.widget, Tile):
-            self.query_one("#tile-description", Static).update(
-                f"{event.widget.border_title}: {event.widget.description}"
-            )
+        widget = event.widget
+        description = self.query_one("#tile-description", Static)
+        if isinstance(widget, Tile):
+            description.update(f"{widget.border_title}: {widget.description}")
+        elif isinstance(widget, MetricRow):
+            description.update(widget.description)
+            group = GROUP_OF[widget.spec_key]
+            if self._preview_key.get(group.key) != widget.key:
+                self._preview_key[group.key] = widget.key
+                if self.console.snapshot is not None:
+                    self._show_preview(group, self.console.snapshot)
+
+    def on_resize(self) -> None:
+        if self.console.snapshot is not None:
+            self.show_snapshot(self.console.snapshot)

@@ -1,15 +1,18 @@
-"""A time-series chart of the last minutes, drawn with plotext; redrawn only when its data changes."""
+"""A time-series chart over a window (15 minutes to 7 days), drawn with plotext; redrawn only when
+its data changes. Time ticks are spaced for the window: every 5 minutes to every day."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import time
+
 import plotext._utility as plotext_utility
 from textual.color import Color
 from textual_plotext import PlotextPlot
 
-from qbconsole.tui.timefmt import clock_minutes
+from qbconsole.tui.timefmt import clock_minutes, day_label
 
 # plotext de-duplicates plotted points through set(), whose order follows the per-process
 # hash seed; where two points land on one cell the last drawn wins, so identical data could
@@ -18,6 +21,9 @@ plotext_utility.no_duplicates = lambda data: list(dict.fromkeys(data))
 
 MINUTE_MS = 60_000
 TICK_EVERY_MS = 5 * MINUTE_MS
+TICK_STEPS_MS = tuple(m * MINUTE_MS for m in (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440))
+MAX_TICKS = 7
+DAY_MS = 1440 * MINUTE_MS
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,11 @@ class TimeChart(PlotextPlot):
         # PlotextPlot's own on_mount also runs (Textual calls each class's handler).
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
 
-    def show(self, data: ChartData) -> None:
-        """Draw ``data`` unless it is what is already shown."""
+    def show(self, data: ChartData, format_y: Callable[[float], str] | None = None) -> None:
+        """Draw ``data`` unless it is what is already shown; ``format_y`` replaces the y tick format."""
+        if format_y is not None and format_y is not self._format_y:
+            self._format_y = format_y
+            self._shown = None
         if data == self._shown:
             return
         self._shown = data
@@ -90,19 +99,28 @@ class TimeChart(PlotextPlot):
             if data.y_max is None:
                 top = max(top or 0.0, peak)
         plt.xlim(0, data.window_ms / MINUTE_MS)
-        ticks = _time_ticks(start, data.end_ms)
-        plt.xticks([(t - start) / MINUTE_MS for t in ticks], [clock_minutes(t) for t in ticks])
+        every = tick_step(data.window_ms)
+        ticks = _time_ticks(start, data.end_ms, every)
+        label = day_label if every >= DAY_MS else clock_minutes
+        plt.xticks([(t - start) / MINUTE_MS for t in ticks], [label(t) for t in ticks])
         top = top if top and top > 0 else 1.0
         if data.y_max is None:
             top *= 1.15
         plt.ylim(0, top)
         plt.yticks([0, top / 2, top], [self._format_y(v) for v in (0, top / 2, top)])
         if not any(line.points for line in data.series):
-            plt.text("no data in this window", x=data.window_ms / MINUTE_MS / 2 - 3, y=top / 2)
+            plt.text("no data in this window", x=data.window_ms / MINUTE_MS * 0.4, y=top / 2)
         self.refresh()
 
 
+def tick_step(window_ms: int) -> int:
+    """The smallest tick spacing that leaves at most MAX_TICKS ticks in the window."""
+    return next((step for step in TICK_STEPS_MS if window_ms // step <= MAX_TICKS), DAY_MS)
+
+
 def _time_ticks(start_ms: int, end_ms: int, every_ms: int = TICK_EVERY_MS) -> Sequence[int]:
-    """Instants on whole ``every_ms`` marks (local minutes line up with UTC ones) inside the window."""
-    first = -(-start_ms // every_ms) * every_ms
+    """Instants on whole ``every_ms`` marks of local time inside the window (local minutes line up
+    with UTC ones; hours and days follow the zone's offset)."""
+    offset = time.localtime(start_ms / 1000).tm_gmtoff * 1000 if every_ms >= 60 * MINUTE_MS else 0
+    first = -(-(start_ms + offset) // every_ms) * every_ms - offset
     return range(first, end_ms + 1, every_ms)

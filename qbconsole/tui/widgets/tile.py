@@ -47,8 +47,10 @@ class Tile(Vertical, can_focus=True):
     """
 
     def __init__(self, title: str, description: str, format_y: Callable[[float], str], *,
-                 id: str | None = None) -> None:
+                 id: str | None = None, spec_key: str = "") -> None:
         super().__init__(id=id)
+        self.spec_key = spec_key
+        """The Overview figure whose chart ``enter`` opens."""
         self.border_title = title
         self.description = description
         self.tooltip = description
