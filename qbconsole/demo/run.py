@@ -95,7 +95,10 @@ class Demo:
         self._logs: list[Any] = []
 
     def _log(self, name: str):
-        fh = open(self.dir / name, "ab")
+        """A log file of this run, readable by its owner only, like the store."""
+        fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an earlier run may be wider
+        fh = os.fdopen(fd, "ab")
         self._logs.append(fh)
         return fh
 
