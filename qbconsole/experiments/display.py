@@ -74,11 +74,12 @@ def srm_text(analysis: Analysis) -> str:
     return f"{'MISMATCH' if analysis.srm else 'ok'} (p = {analysis.srm_p:.3g}; alarm below 0.001)"
 
 
-def progress_text(analysis: Analysis, verdict: Verdict) -> str:
-    """ "4120 of ~9800 users needed (42%); about 5680 more (~0.8 days)", or why it is not known."""
+def progress_text(analysis: Analysis, verdict: Verdict, *, remaining: bool = True) -> str:
+    """ "4120 of ~9800 users needed (42%); about 5680 more (~0.8 days)", or why it is not known;
+    without the users and days still needed when ``remaining`` is false (the verdict says them)."""
     if verdict.needed_users is None:
         return f"{analysis.users} users; the sample needed is not known until the control has data"
-    more = f"; about {verdict.users_still_needed} more" if verdict.users_still_needed else ""
-    days = f" (~{verdict.days_still_needed:.1f} days)" if verdict.days_still_needed else ""
+    more = f"; about {verdict.users_still_needed} more" if verdict.users_still_needed and remaining else ""
+    days = f" (~{verdict.days_still_needed:.1f} days)" if verdict.days_still_needed and more else ""
     return (f"{analysis.users} of ~{verdict.needed_users} users needed "
             f"({verdict.progress or 0:.0%}){more}{days}")

@@ -36,8 +36,10 @@ OUTCOME_MARKS = {
 }
 """A symbol before each verdict, so the outcome does not rest on colour alone."""
 
-WIDE_AT = 96
-"""From this width the per-variant table also shows the split, the adjusted p-value and the risk."""
+NARROW_TAIL, WIDE_TAIL = 44, 47
+"""Characters after the fixed columns besides the bar: lift with interval, p, win (and adjusted p)."""
+MIN_BAR, WIDE_BAR = 11, 21
+"""The interval bar's narrowest width; wider than WIDE_BAR leaves room for the adjusted p-value."""
 
 
 def status_mark(status: str) -> Mark:
@@ -127,35 +129,35 @@ def detail_content(exp: Experiment, analysis: Analysis | None, verdict: Verdict 
     parts: list[tuple[str, str] | str] = [
         (exp.name, "bold"), "  ", (status.text, f"bold ${status.colour}"),
         ((f" — {exp.description}", "$text-muted") if exp.description else ""), "\n",
-        (f"created {when(exp.created_at)} by {exp.created_by} ({exp.origin}); started {when(exp.started_at)}"
-         + (f"; stopped {when(exp.stopped_at)} by {exp.stopped_by}" if exp.stopped_at else ""), "$text-muted"),
-        "\n",
     ]
+    history = (f"created {when(exp.created_at)} by {exp.created_by} ({exp.origin}); started {when(exp.started_at)}"
+               + (f"; stopped {when(exp.stopped_at)} by {exp.stopped_by}" if exp.stopped_at else ""))
     if error:
-        parts += [("✖ analysis failed: ", "bold $error"), (error, "$error")]
+        parts += [("✖ analysis failed: ", "bold $error"), (error, "$error"), "\n", (history, "$text-muted")]
         return Content.assemble(*parts)
     if analysis is None or verdict is None:
-        parts.append(("analysing…", "$text-muted"))
+        parts += [("analysing…", "$text-muted"), "\n", (history, "$text-muted")]
         return Content.assemble(*parts)
     mark = verdict_mark(verdict)
-    parts += [(plan_text(exp, analysis), "$text-muted"), "\n\n",
-              ("Verdict  ", "bold"), (mark.text, f"bold ${mark.colour}"), "\n",
-              (verdict.reason, ""), "\n",
-              ("Sample ratio  ", "bold")]
     srm = srm_text(analysis)
-    parts += [("✖ " + srm, "bold $error") if analysis.srm else ("✔ " + srm, "$success"), "\n",
+    parts += [("Verdict  ", "bold"), (mark.text, f"bold ${mark.colour}"), "\n",
+              (verdict.reason, ""), "\n",
+              ("Sample ratio  ", "bold"),
+              ("✖ " + srm, "bold $error") if analysis.srm else ("✔ " + srm, "$success"), "\n",
               ("Progress  ", "bold"), (progress_bar(verdict.progress, 20), "$primary"), " ",
-              (progress_text(analysis, verdict), ""), "\n"]
-    comparisons = [c for c in analysis.comparisons]
+              (progress_text(analysis, verdict, remaining=False), ""), "\n"]
     for i, metric in enumerate(exp.metrics):
         parts.append("\n")
-        parts += _metric_lines(exp, analysis, metric, i == 0, comparisons, width)
+        parts += _metric_lines(exp, analysis, metric, i == 0, list(analysis.comparisons), width)
+    parts += ["\n", (plan_text(exp, analysis), "$text-muted"), "\n", (history, "$text-muted")]
     return Content.assemble(*parts)
 
 
 def _metric_lines(exp: Experiment, analysis: Analysis, metric, primary: bool, comparisons: list[Comparison],
                   width: int) -> list[tuple[str, str] | str]:
-    wide = width >= WIDE_AT
+    """One metric's table. Wide: the lift and its interval, p, adjusted p, chance to win and the bar on
+    one line; medium: without the adjusted p; narrow: the lift, p, win and bar, the interval on a
+    line of its own."""
     mine = [c for c in comparisons if c.metric == metric.name]
     half = interval_scale(mine, exp.mde)
     count_head, value_head = figure_heads(metric)
@@ -163,12 +165,16 @@ def _metric_lines(exp: Experiment, analysis: Analysis, metric, primary: bool, co
     value_head = {"RATE": "Rate", "PER USER": "Per user"}[value_head]
     name_w = max(8, min(16, max(len(a.variant) for a in analysis.arms)))
     fixed = f"{'':<{name_w}} {'Users':>7} {count_head:>9} {value_head:>8}"
-    tail_head = f"  {'Lift [95% CI]':<26} {'p':>6}" + (f" {'p adj':>6}" if wide else "") + f" {'win':>4}"
-    bar_w = max(9, width - len(fixed) - len(tail_head) - 3)
+    narrow = width < len(fixed) + NARROW_TAIL + MIN_BAR
+    wide = not narrow and width >= len(fixed) + WIDE_TAIL + WIDE_BAR
+    lift_w = 8 if narrow else 26
+    tail_head = (f"  {'Lift' if narrow else 'Lift [95% CI]':<{lift_w}} {'p':>6}"
+                 + (f" {'p adj':>6}" if wide else "") + f" {'win':>4}  ")
+    bar_w = max(MIN_BAR, width - len(fixed) - len(tail_head) - 1)
     out: list[tuple[str, str] | str] = [
         (f"{metric.name} = {metric.spec}", "bold underline $primary"),
         ("  (primary: the verdict is about this one)" if primary else "", "$text-muted"), "\n",
-        (fixed + tail_head + "  " + scale_header(half, bar_w), "bold $text-muted"), "\n",
+        (fixed + tail_head + scale_header(half, bar_w), "bold $text-muted"), "\n",
     ]
     for arm in analysis.arms:
         count, value = arm_figures(metric, arm.metrics[metric.name])
@@ -181,10 +187,14 @@ def _metric_lines(exp: Experiment, analysis: Analysis, metric, primary: bool, co
             out += [(row, ""), (f"  — ({c.error})", "$text-muted"), "\n"]
             continue
         colour = comparison_colour(c)
-        tail = (f"  {lift_text(c):<26} {c.p_value:>6.3g}" + (f" {c.adjusted_p:>6.3g}" if wide else "")
-                + f" {c.chance_to_win:>4.0%}")
-        out += [(row, ""), (tail, f"${colour}"), "  ",
+        lift = pct(c.lift) if narrow else lift_text(c)
+        tail = (f"  {lift:<{lift_w}} {c.p_value:>6.3g}" + (f" {c.adjusted_p:>6.3g}" if wide else "")
+                + f" {c.chance_to_win:>4.0%}  ")
+        out += [(row, ""), (tail, f"${colour}"),
                 (ci_bar(c.ci[0], c.ci[1], c.lift, half, bar_w), f"bold ${colour}"), "\n"]
+        if narrow:
+            out += [(f"{'':<{name_w}}   95% CI [{pct(c.ci[0])}, {pct(c.ci[1])}], adjusted p {c.adjusted_p:.3g}",
+                     "$text-muted"), "\n"]
     return out
 
 

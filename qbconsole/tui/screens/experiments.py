@@ -210,7 +210,8 @@ class ExperimentsScreen(SectionScreen):
         if row is None:
             text.update(EMPTY if not self.rows else "")
             return
-        width = self.query_one("#experiment-detail").content_region.width or self.size.width
+        box = self.query_one("#experiment-detail", VerticalScroll)
+        width = box.scrollable_content_region.width or self.size.width - 6
         text.update(detail_content(row.experiment, row.analysis, row.verdict, width, row.error))
 
     # ---- the highlighted experiment ----------------------------------------------------------------
@@ -248,8 +249,8 @@ class ExperimentsScreen(SectionScreen):
 
         def create(spec: Spec, start: bool) -> Experiment:  # runs in the form's thread worker
             now = int(clock() * 1000)
-            return store.transaction(lambda conn: lifecycle.create(conn, spec, who, now, origin="console",
-                                                                   start=start))
+            # origin "cli": the store knows only cli and config (an operator's command vs the rules file)
+            return store.transaction(lambda conn: lifecycle.create(conn, spec, who, now, start=start))
         return create
 
     def _created(self, experiment: Experiment | None) -> None:
