@@ -163,6 +163,7 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("operator", OPERATOR)
     kw.setdefault("theme", "dark")
     kw.setdefault("agent", ConfigOnly())
+    kw.setdefault("alert_exprs", {"HighCPU": "system_cpu_percent > 80"})
     return QBConsoleApp(store, **kw)
 
 
@@ -239,7 +240,7 @@ async def test_open_proposals_first_then_history_and_the_essentials_at_80x24(sto
         assert summary == "4 awaiting a decision · 2 in history"
         detail = text_of(app.screen.query_one("#actions-detail"))
         first = list_proposals(store.read())[0]
-        assert detail.startswith(f"#{first.id} {first.rule} → {first.target}") and f"runs: {first.summary}" in detail
+        assert detail.startswith(f"#{first.id} {first.rule} → {first.target} (proposed)") and f"runs: {first.summary}" in detail
 
         await select(pilot, table, ids["scale"])
         await pilot.resize_terminal(80, 24)
@@ -319,7 +320,8 @@ async def test_y_approves_as_the_operator_with_an_audit_row(store, ids, tmp_path
         dialog = await open_dialog(pilot, table, ids["scale"])
         assert "workers within [1, 20]; values outside are clamped" in text_of(dialog.query_one("#confirm-bounds"))
         evidence = text_of(dialog.query_one("#confirm-evidence"))
-        assert "alert HighCPU #7 firing value 91.5, firing since 11:56:00" in evidence
+        assert "condition: HighCPU firing while max(quickbid_workers) < 20; held since 11:58:00" in evidence
+        assert "alert HighCPU #7 firing value 91.5 %, firing since 11:56:00" in evidence  # the alert's unit
         assert "verify quickbid:http_request_duration_seconds:avg5m: baseline 840 ms" in evidence
         await pilot.press("y")
         await until(pilot, lambda: get(store.read(), ids["scale"]).state == "approved")

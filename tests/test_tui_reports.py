@@ -185,21 +185,31 @@ async def test_the_report_is_built_off_the_ui_thread_and_shows_build_reports_fig
 
 
 async def test_the_range_picker_rebuilds_and_polls_do_not(store, tmp_path):
-    app = make_app(store, tmp_path, refresh=0.1)
+    now = [END]
+    app = make_app(store, tmp_path, refresh=0.1, clock=lambda: now[0] / 1000)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_reports(pilot)
         assert screen.build_count == 1
-        await pilot.pause(0.6)  # several polls
+        now[0] = END + 5 * 60_000
+        await until(pilot, lambda: "(5m ago)" in bar_text(screen))  # polls only age it
+        assert bar_text(screen) == "built 02:00:00 UTC (5m ago) · r rebuilds up to now"
         assert screen.build_count == 1, "the report is not rebuilt on a poll"
+        await pilot.press("r")
+        await until(pilot, lambda: screen.build_count == 2 and screen.building is None)
+        assert screen.range == ReportRange(START + 5 * 60_000, END + 5 * 60_000, "1h")
+        now[0] = END
+        await pilot.press("r")
+        await until(pilot, lambda: screen.build_count == 3 and screen.building is None)
+        assert screen.range == ReportRange(START, END, "1h")
 
         await pilot.press("p")
-        await until(pilot, lambda: screen.build_count == 2 and screen.building is None)
+        await until(pilot, lambda: screen.build_count == 4 and screen.building is None)
         assert screen.range == ReportRange(END - 6 * H, END, "6h")
         assert render_json(screen.report) == render_json(expected(store, END - 6 * H, END))
         assert "last 6h: 2025-12-31 20:00 → 2026-01-01 02:00 UTC" in str(screen.query_one("#reports-range").render())
 
         await pilot.click("#preset-7d")
-        await until(pilot, lambda: screen.build_count == 3 and screen.building is None)
+        await until(pilot, lambda: screen.build_count == 5 and screen.building is None)
         assert screen.range == ReportRange(END - 168 * H, END, "7d")
 
         await pilot.press("c")
@@ -210,16 +220,16 @@ async def test_the_range_picker_rebuilds_and_polls_do_not(store, tmp_path):
         await pilot.pause()
         error = screen.query_one("#reports-error", Static)
         assert error.display and "To must be after From" in str(error.render())
-        assert screen.build_count == 3
+        assert screen.build_count == 5
         start_box.value, end_box.value = "2026-01-01T01:30Z", "now"
         await pilot.press("enter")
-        await until(pilot, lambda: screen.build_count == 4 and screen.building is None)
+        await until(pilot, lambda: screen.build_count == 6 and screen.building is None)
         assert screen.range == ReportRange(START + H // 2, END, None)
         assert not screen.query_one("#reports-custom").display and not error.display
         assert render_json(screen.report) == render_json(expected(store, START + H // 2, END))
 
         await pilot.press("r")  # the same custom range again
-        await until(pilot, lambda: screen.build_count == 5 and screen.building is None)
+        await until(pilot, lambda: screen.build_count == 7 and screen.building is None)
         assert screen.range == ReportRange(START + H // 2, END, None)
 
         # 80x24: the picker, the tabs and the keys still fit.

@@ -152,23 +152,30 @@ def _labels(labels: Mapping[str, Any] | None) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "—"
 
 
-def evidence_lines(p: Proposal) -> list[str]:
-    """The metric values that led to the proposal, in the words of its rule."""
+def evidence_lines(p: Proposal, alert_exprs: Mapping[str, str] | None = None) -> list[str]:
+    """The metric values that led to the proposal, in the words of its rule. ``alert_exprs``
+    (alert rule -> expression) gives alert values their unit."""
     ev = p.evidence or {}
     cond = ev.get("condition") or {}
+    exprs = alert_exprs or {}
     lines: list[str] = []
     if ev.get("summary"):
         lines.append(str(ev["summary"]))
-    if cond.get("expr"):
+    held = ""
+    if cond.get("held_since"):
+        held = f"held since {clock(cond['held_since'])}"
+        if cond.get("at") and cond["at"] != cond["held_since"]:
+            held += f", proposed at {clock(cond['at'])}"
+    if cond.get("alerts"):  # the value is the alert's; an expression is only a guard
+        guard = f" while {cond['expr']}" if cond.get("expr") else ""
+        lines.append(f"condition: {' or '.join(cond['alerts'])} firing{guard}" + (f"; {held}" if held else ""))
+    elif cond.get("expr"):
         lines.append(f"condition {cond['expr']}")
-        lines.append(f"  value {_number(cond.get('value'), cond['expr'])}"
-                     + (f", held since {clock(cond['held_since'])}" if cond.get("held_since") else "")
-                     + (f", seen at {clock(cond['at'])}" if cond.get("at") and cond["at"] != cond.get("held_since")
-                        else ""))
+        lines.append(f"  value {_number(cond.get('value'), cond['expr'])}" + (f", {held}" if held else ""))
     for alert in ev.get("alerts") or []:
         fired = f", firing since {clock(alert['fired_at'])}" if alert.get("fired_at") else ""
-        lines.append(f"alert {alert.get('alert')} #{alert.get('id')} {alert.get('state', '')}"
-                     f" value {_number(alert.get('value'))}{fired}")
+        value = _number(alert.get("value"), exprs.get(str(alert.get("alert"))))
+        lines.append(f"alert {alert.get('alert')} #{alert.get('id')} {alert.get('state', '')} value {value}{fired}")
     if ev.get("labels"):
         lines.append(f"labels {_labels(ev['labels'])}")
     for name, note in (ev.get("params") or {}).items():
@@ -261,18 +268,24 @@ def cooldown_text(config: Any, rule: str) -> str:
 
 
 # ---- the audit log --------------------------------------------------------------------------
+def _short(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def audit_detail(entry: AuditEntry) -> str:
-    """The audit row's detail in one line: the most telling keys first."""
+    """The audit row's detail in one line, the most telling keys first; floats to 6 significant
+    digits (``qbconsole audit --json`` has them exactly)."""
     d = dict(entry.detail)
     parts = []
     for key in ("rule", "target", "action", "note", "reason", "exit_status", "duration_s", "baseline", "after"):
         value = d.pop(key, None)
         if value not in (None, "", [], {}):
-            parts.append(f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
-    for key, value in d.items():
-        if key in ("evidence", "output"):
-            continue
-        parts.append(f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+            parts.append(f"{key}={_short(value)}")
+    parts += [f"{key}={_short(value)}" for key, value in d.items() if key not in ("evidence", "output")]
     return " ".join(parts)
 
 
@@ -307,6 +320,8 @@ def read_actions(store, now_ms: int, *, with_audit: bool = False) -> ActionsData
 def counts_text(proposals: Iterable[Proposal]) -> str:
     """``2 awaiting a decision · 1 approved · 4 in history``."""
     items = list(proposals)
+    if not items:
+        return "no proposals"
     waiting = sum(p.state == "proposed" for p in items)
     moving = sum(p.state in ("approved", "executing") for p in items)
     history = sum(not p.is_open for p in items)

@@ -43,7 +43,7 @@ TABS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("advice", "Advice", ("Recommendations",)),
     ("compare", "Compare", ("Compared with the previous period",)),
 )
-SUMMARY_CHARTS = ("requests_per_second", "p95")
+SUMMARY_CHARTS = ("application.requests_per_second", "application.p95")
 """The application charts the Summary tab repeats: traffic and the p95 response time."""
 SUMMARY_RECOMMENDATIONS = 3
 _RELATIVE = re.compile(r"^now\s*(?:-\s*(?P<ago>.+))?$|^-\s*(?P<ago2>.+)$", re.IGNORECASE)
@@ -181,7 +181,7 @@ def summary_blocks(report: Report) -> list[Block]:
         found.append(items)
     else:
         found.append(Para("nothing crossed a recommendation threshold", strong="Recommendations:"))
-    charts = (report.application.get("charts") or {})
+    charts = report.charts()
     found += [Chart(charts[key]) for key in SUMMARY_CHARTS if key in charts]
     return found
 

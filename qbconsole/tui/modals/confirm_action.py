@@ -11,7 +11,7 @@ close without deciding, ``r`` closes and asks for a rejection note.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -79,8 +79,11 @@ class ConfirmActionModal(ModalScreen[bool]):
     ]
 
     def __init__(self, proposal: Proposal, *, store, config: Any, now_ms: Callable[[], int],
-                 on_reject: Callable[[Proposal], None] | None = None) -> None:
+                 on_reject: Callable[[Proposal], None] | None = None,
+                 alert_exprs: Mapping[str, str] | None = None) -> None:
+        """``alert_exprs`` (alert rule -> expression) gives alert values in the evidence their unit."""
         super().__init__()
+        self.alert_exprs = alert_exprs
         self.proposal = proposal
         self.store = store
         self.config = config
@@ -98,7 +101,7 @@ class ConfirmActionModal(ModalScreen[bool]):
                 yield Label("Will run exactly (nothing is shortened)", classes="confirm-title")
                 yield Static("\n".join(spec_lines(p.spec)), id="confirm-spec", markup=False)
                 yield Label("Evidence", classes="confirm-title")
-                yield Static("\n".join(evidence_lines(p)), id="confirm-evidence", markup=False)
+                yield Static("\n".join(evidence_lines(p, self.alert_exprs)), id="confirm-evidence", markup=False)
                 yield Label("Bounds and cooldown", classes="confirm-title")
                 yield Static("\n".join(bounds_lines(p) + [f"cooldown {cooldown_text(self.config, p.rule)}"]),
                              id="confirm-bounds", markup=False)

@@ -272,8 +272,10 @@ class ActionsScreen(SectionScreen):
         else:
             p = self.selected()
             if p is not None:
-                by = f" · {p.state} by {p.decided_by}" if p.decided_by else ""
-                text = f"#{p.id} {p.rule} → {p.target}{by} · {p.description}\nruns: {p.summary}"
+                by = f", decided by {p.decided_by}" if p.decided_by else ""
+                verdict = verdict_mark(p, self.data.now_ms if self.data else 0).text.strip()
+                by += f", {verdict}" if verdict != "—" else ""
+                text = f"#{p.id} {p.rule} → {p.target} ({p.state}{by}) · {p.description}\nruns: {p.summary}"
         detail.update(text)
         detail.display = bool(text)
 
@@ -314,7 +316,8 @@ class ActionsScreen(SectionScreen):
             return
         config = getattr(self.console.agent, "config", None)
         self.app.push_screen(ConfirmActionModal(p, store=self.console.store, config=config, now_ms=self._now_ms,
-                                                on_reject=self.ask_reject),
+                                                on_reject=self.ask_reject,
+                                                alert_exprs=self.console.alert_expressions()),
                              lambda yes, pid=p.id: self._decide("approve", pid, "") if yes else None)
 
     def action_reject(self) -> None:

@@ -34,9 +34,12 @@ from qbconsole.tui.reports_data import (
     write_export,
 )
 from qbconsole.tui.screens.base import SectionScreen
+from qbconsole.tui.timefmt import span
 from qbconsole.tui.widgets.range_chart import RangeChart
 
 DIM_HEADERS = frozenset({"How it was computed"})
+STALE_AFTER_MS = 60_000
+"""From this age the bar says how old the report shown is (it is rebuilt only on r or a new range)."""
 WIDE_AT = 120
 """From this width tables also show how each figure was computed (``m`` toggles it anywhere)."""
 
@@ -223,8 +226,10 @@ class ReportsScreen(SectionScreen):
         elif error:
             text = f"✖ not built: {error}"
         elif self.report is not None:
-            made = time.strftime("%H:%M:%S", time.gmtime(self.report.range["generated_at"].value / 1000))
-            text = f"built {made} UTC · r refreshes"
+            made_ms = int(self.report.range["generated_at"].value)
+            age = self._now_ms() - made_ms
+            text = f"built {time.strftime('%H:%M:%S', time.gmtime(made_ms / 1000))} UTC"
+            text += f" ({span(age)} ago) · r rebuilds up to now" if age >= STALE_AFTER_MS else " · r refreshes"
         else:
             text = ""
         if self.exported and self.building is None:
@@ -269,6 +274,11 @@ class ReportsScreen(SectionScreen):
         for static in self.query(".report-table"):
             static.update(rich_table(static.block, self.app.theme_variables,  # type: ignore[attr-defined]
                                      methods=self.methods_shown))
+
+    def show_body(self, snapshot) -> None:
+        """Each poll: only the age of the report shown moves (the report is not rebuilt)."""
+        if self.report is not None and self.building is None:
+            self._show_state()
 
     def on_resize(self) -> None:
         if self.show_methods is None:
