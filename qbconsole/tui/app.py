@@ -27,12 +27,14 @@ from qbconsole.tui.data import Snapshot, failed_snapshot, read_snapshot
 from qbconsole.tui.groups import GROUPS
 from qbconsole.tui.modals.ack import AckModal, AckRequest
 from qbconsole.tui.modals.silence import SilenceModal, SilenceRequest
+from qbconsole.tui.screens.actions import ActionsScreen
 from qbconsole.tui.screens.alert_detail import AlertDetailScreen
 from qbconsole.tui.screens.alerts import AlertsScreen
 from qbconsole.tui.screens.experiments import ExperimentsScreen
 from qbconsole.tui.screens.help import HelpScreen, key_rows
 from qbconsole.tui.screens.overview import OverviewScreen
 from qbconsole.tui.screens.placeholder import PlaceholderScreen
+from qbconsole.tui.screens.reports import ReportsScreen
 from qbconsole.tui.screens.sources import SourcesScreen
 from qbconsole.tui.sections import BY_MODE, SECTIONS
 from qbconsole.tui.settings import default_settings_path, load_settings, save_settings
@@ -69,8 +71,8 @@ def default_operator() -> str:
         return str(os.getuid())
 
 
-SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "experiments": ExperimentsScreen,
-                   "sources": SourcesScreen}
+SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "actions": ActionsScreen,
+                   "reports": ReportsScreen, "experiments": ExperimentsScreen, "sources": SourcesScreen}
 METRIC_NAMES = tuple(spec.name for group in GROUPS for spec in group.metrics)
 
 
