@@ -142,10 +142,10 @@ def exact_quantiles(w: Window, name: str, qs: dict[str, float], unit: str, what:
     """Exact quantiles of every raw sample of the matching series; None when there are none."""
     values: list[float] = []
     for s in select(w, name, keep):
-        values.extend(w.values(s.id))
+        values.extend(w.sorted_values(s.id))
     if not values:
         return None
-    values.sort()
+    values.sort()  # sorted runs: a merge
     method = f"exact from {count_text(len(values))} raw samples of {name}"
     if w.raw_incomplete:
         method += " (raw samples older than the raw retention are purged)"

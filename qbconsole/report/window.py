@@ -98,6 +98,7 @@ class Window:
         self._incs: dict[int, Increments] = {}
         self._totals: dict[int, float | None] = {}
         self._points: dict[int, list[tuple[int, float]]] = {}
+        self._sorted: dict[int, list[float]] = {}
         self.approximate: set[int] = set()  # counters read where raw samples were gone
 
     # ---- series -------------------------------------------------------------------
@@ -208,13 +209,20 @@ class Window:
             pts = self._points[sid] = self._raw(sid, self.start + 1, self.end)
         return pts
 
-    def values(self, sid: int) -> list[float]:
-        """The raw values in the window (unordered), for exact quantiles and counts."""
-        if sid in self._points:
-            return list(map(itemgetter(1), self._points[sid]))
-        return [r[0] for r in self.conn.execute(
-            f"SELECT value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}",
-            (sid, self.start + 1, self.end))]
+    def sorted_values(self, sid: int) -> list[float]:
+        """The raw values in the window, ascending (cached: exact quantiles read them often).
+        Sorting several of these lists concatenated is fast: timsort merges the runs."""
+        found = self._sorted.get(sid)
+        if found is None:
+            if sid in self._points:
+                found = list(map(itemgetter(1), self._points[sid]))
+            else:
+                found = [r[0] for r in self.conn.execute(
+                    f"SELECT value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}",
+                    (sid, self.start + 1, self.end))]
+            found.sort()
+            self._sorted[sid] = found
+        return found
 
     def _raw(self, sid: int, lo: int, hi: int) -> list[tuple[int, float]]:
         return self.conn.execute(

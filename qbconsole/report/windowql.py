@@ -236,7 +236,7 @@ class WindowQL:
             inc = w.increase(sid)
             return inc if inc is None or func == "increase" else inc / w.seconds
         if func == "quantile_over_time":
-            values = sorted(w.values(sid))
+            values = w.sorted_values(sid)
             return quantile_of_sorted(values, job.q) if values else None
         row = w.last_value(sid, w.start, w.end)
         return None if row is None else row[1]
