@@ -54,7 +54,23 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Literal, Sequence
 
-from scipy import stats as _dist
+
+class _LazyDistributions:
+    """``scipy.stats``, imported on first use: it costs about 70 MB and over a second to import,
+    and the console and the agent load this module long before (or without) analysing anything."""
+
+    def __getattr__(self, name: str):
+        from scipy import stats
+
+        return getattr(stats, name)
+
+
+_dist = _LazyDistributions()
+
+
+def normal_quantile(q: float) -> float:
+    """The standard normal distribution's quantile function (inverse CDF)."""
+    return float(_dist.norm.ppf(q))
 
 from qbconsole.experiments.stats_arms import (
     ArmStats,
@@ -77,6 +93,7 @@ __all__ = [
     "benjamini_hochberg",
     "frequentist_test",
     "holm_bonferroni",
+    "normal_quantile",
     "sample_size_per_arm",
     "sequential_test",
     "srm_p_value",

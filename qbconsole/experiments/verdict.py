@@ -31,8 +31,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as dist
-
 from qbconsole.experiments import stats
 from qbconsole.experiments.analyze import Analysis, Comparison
 from qbconsole.experiments.model import POWER
@@ -171,7 +169,7 @@ def per_arm_sample(analysis: Analysis) -> int | None:
     if control.n < 2 or mean == 0 or variance <= 0:
         return None
     delta = abs(mean) * exp.mde
-    z = dist.norm.ppf(1 - alpha / 2) + dist.norm.ppf(POWER)
+    z = stats.normal_quantile(1 - alpha / 2) + stats.normal_quantile(POWER)
     return max(1, math.ceil(z * z * 2 * variance / (delta * delta)))
 
 
