@@ -143,3 +143,13 @@ def test_without_a_tty_a_clear_one_line_error(tmp_path, console_env, args):
     assert len(lines) == 1 and lines[0].startswith("qbconsole: ") and "terminal" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "qb.db").exists() or args == ["demo"]  # nothing started
+
+
+def test_the_console_starts_without_the_statistics_stack():
+    """scipy.stats costs ~70 MB and over a second to import; the console and the agent load it only
+    when an experiment is analysed (bench/overhead.py found it on the start-up path)."""
+    probe = ("import sys, qbconsole.cli, qbconsole.agent, qbconsole.tui.app\n"
+             "print(sorted(m for m in ('scipy', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
