@@ -91,12 +91,18 @@ def setup_logging(verbose: bool, logfile: Path | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+def _web_viewer() -> bool:
+    """Started by ``qbconsole serve`` (its web driver is the terminal). textual-serve's stack
+    (aiohttp, jinja2) takes ~0.4 s to import: only looked at when there is no TTY."""
+    from qbconsole.serve import is_web_viewer
+
+    return is_web_viewer()
+
+
 # ---- commands ---------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     """Open the console; run the agent in-process unless another one holds the lease."""
-    from qbconsole.serve import is_web_viewer
-
-    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not is_web_viewer():
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not _web_viewer():
         raise UserError(
             "the console needs a terminal (stdin and stdout are not a TTY); "
             "run `qbconsole agent` for headless use"
