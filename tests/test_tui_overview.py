@@ -102,9 +102,12 @@ def rows(app) -> dict[str, MetricRow]:
     return {row.key: row for row in pane.query(MetricRow)}
 
 
-async def show_group(pilot, key: str) -> None:
+async def show_group(pilot, key: str, *, keys: bool = True) -> None:
+    """Show a group with the ``]`` key (or straight through the screen's action: quicker, for snapshots)."""
     app = pilot.app
     await until(pilot, lambda: app.snapshot is not None)
+    if not keys:
+        app.screen.action_show_group(key)
     while app.screen.group != key:
         await pilot.press("right_square_bracket")
     await until(pilot, lambda: all(row.view is not None for row in rows(app).values()) and rows(app))
@@ -162,7 +165,7 @@ def test_read_windows_reduces_each_figure(store):
 
 
 # ---- pilot: groups, rows, statuses, targets ------------------------------------------------------
-async def test_groups_rows_values_statuses_and_no_data(store, tmp_path):
+async def test_groups_rows_values_statuses_and_no_data_with_its_chart(store, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.snapshot is not None)
@@ -183,6 +186,15 @@ async def test_groups_rows_values_statuses_and_no_data(store, tmp_path):
         conversion = rows(app)["conversion"]
         assert (conversion.view.value, conversion.view.status) == ("no data", Status.NO_DATA)
         assert "○ NO DATA" in str(conversion.render()) and "%" not in conversion.view.value
+        conversion.focus()
+        await pilot.press("enter")  # its chart says the same
+        await until(pilot, lambda: isinstance(app.screen, MetricChartScreen) and app.screen.history is not None)
+        assert app.screen.spec.key == "conversion"
+        assert str(app.screen.query_one("#chart-summary", Static).render()) == \
+            "No data in the last 15m (raw samples)."
+        assert "no data" in str(app.screen.query_one("#chart-heading", Static).render())
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
 
         await show_group(pilot, "ux")
         page = rows(app)["page-load"].view
@@ -307,18 +319,6 @@ async def test_chart_opens_on_enter_and_switches_windows(long_store, tmp_path):
         await until(pilot, lambda: isinstance(app.screen, OverviewScreen))
 
 
-async def test_chart_of_a_figure_without_data_says_so(store, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await show_group(pilot, "business")
-        await pilot.press("down", "down", "down", "down", "enter")  # conversion: not in the store
-        await until(pilot, lambda: isinstance(app.screen, MetricChartScreen) and app.screen.history is not None)
-        assert app.screen.spec.key == "conversion"
-        assert str(app.screen.query_one("#chart-summary", Static).render()) == \
-            "No data in the last 15m (raw samples)."
-        assert "no data" in str(app.screen.query_one("#chart-heading", Static).render())
-
-
 async def test_groups_usable_at_80x24(store, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -345,7 +345,7 @@ def frozen(tmp_path, utc, store):
 def test_group_snapshot(snap_compare, frozen, group):
     async def run_before(pilot):
         await wait_for_data(pilot)
-        await show_group(pilot, group)
+        await show_group(pilot, group, keys=False)
 
     assert snap_compare(frozen, terminal_size=(100, 30), run_before=run_before)
 
@@ -353,7 +353,7 @@ def test_group_snapshot(snap_compare, frozen, group):
 def test_application_snapshot_80x24(snap_compare, frozen):
     async def run_before(pilot):
         await wait_for_data(pilot)
-        await show_group(pilot, "application")
+        await show_group(pilot, "application", keys=False)
 
     assert snap_compare(frozen, terminal_size=(80, 24), run_before=run_before)
 
@@ -361,7 +361,7 @@ def test_application_snapshot_80x24(snap_compare, frozen):
 def test_chart_snapshot(snap_compare, frozen):
     async def run_before(pilot):
         await wait_for_data(pilot)
-        await show_group(pilot, "ux")
+        await show_group(pilot, "ux", keys=False)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, MetricChartScreen)
                     and pilot.app.screen.history is not None)

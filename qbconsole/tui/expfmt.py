@@ -46,12 +46,18 @@ def status_mark(status: str) -> Mark:
     return STATUS_MARKS.get(status, Mark(status, "foreground"))
 
 
-def verdict_mark(verdict: Verdict | None) -> Mark:
+SHORT_HEADLINES = {"keep_control": "keep control", "no_difference_yet": "no difference yet",
+                   "invalid_srm": "invalid: SRM"}
+"""The list's shorter words for a verdict (the detail gives the full headline and its reason)."""
+
+
+def verdict_mark(verdict: Verdict | None, short: bool = False) -> Mark:
     """``✔ ship treatment``, ``… no difference detected yet``, ...; ``— not analysed yet`` before the first read."""
     if verdict is None:
         return Mark("— not analysed yet", "text-muted")
     mark = OUTCOME_MARKS.get(verdict.outcome, Mark("?", "foreground"))
-    return Mark(f"{mark.text} {verdict.headline}", mark.colour)
+    headline = SHORT_HEADLINES.get(verdict.outcome, verdict.headline) if short else verdict.headline
+    return Mark(f"{mark.text} {headline}", mark.colour)
 
 
 def interval_scale(comparisons: list[Comparison], mde: float) -> float:

@@ -146,6 +146,16 @@ class ExperimentForm(ModalScreen[Experiment | None]):
         if first is not None:
             self.query_one(f"#form-{first}", Input).focus()
 
+    @on(Input.Changed)
+    def _recheck(self, event: Input.Changed) -> None:
+        """A field whose error is shown is checked again as it is edited, so a fixed value clears it."""
+        field = (event.input.id or "").removeprefix("form-")
+        box = self.query(f"#form-{field}-error")
+        if box and box.first().display:
+            _spec, errors = parse_form(self.values())
+            box.first().update(f"✖ {errors[field]}" if field in errors else "")
+            box.first().display = field in errors
+
     @on(Input.Submitted)
     @on(Button.Pressed, "#form-create")
     def action_submit(self) -> None:

@@ -174,7 +174,7 @@ class ExperimentsScreen(SectionScreen):
     def _cells(self, row: ListRow) -> tuple[Text, ...]:
         colours = self.app.theme_variables
         status = status_mark(row.experiment.status)
-        verdict = verdict_mark(row.verdict) if row.error is None else verdict_mark(None)._replace(
+        verdict = verdict_mark(row.verdict, short=True) if row.error is None else verdict_mark(None)._replace(
             text="✖ analysis failed", colour="error")
         users = "…" if row.analysis is None else f"{row.analysis.users:,}"
         return (Text(row.experiment.name, style="bold"), Text(status.text, style=colours.get(status.colour, "")),

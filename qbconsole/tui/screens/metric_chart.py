@@ -31,7 +31,7 @@ from qbconsole.tui.widgets.metric_row import STATUS_MARKS
 LINE_STYLES = (("primary", "braille"), ("accent", "dot"), ("success", "+"), ("warning", "x"),
                ("error", "•"), ("secondary", "*"))
 """Each line differs by marker as well as colour."""
-RELOAD_RAW_S = 10.0
+RELOAD_RAW_S = 5.0
 RELOAD_ROLLUPS_S = 60.0
 
 
@@ -180,5 +180,8 @@ class MetricChartScreen(SectionScreen):
         self.history = history
         series = tuple(ChartSeries(line.label, line.points, *LINE_STYLES[i % len(LINE_STYLES)])
                        for i, line in enumerate(history.lines)) or (ChartSeries(self.spec.title, ()),)
-        self.query_one(TimeChart).show(ChartData(series, history.end_ms, history.window_ms, y_max=self.spec.y_max))
+        target = self.console.targets().get(self.spec.name)
+        threshold = (target.threshold, f"target {threshold_text(target, self.spec.unit)}") if target else (None, "")
+        self.query_one(TimeChart).show(ChartData(series, history.end_ms, history.window_ms, y_max=self.spec.y_max,
+                                                 threshold=threshold[0], threshold_label=threshold[1]))
         summary.update(summary_text(history, self.spec.unit))

@@ -20,7 +20,9 @@ from textual.content import Content
 from textual.widgets import ContentSwitcher, Static
 
 from qbconsole.tui.data import LOOPBACK_NICS, RATE_BUCKET_MS, MetricWindow, Snapshot
-from qbconsole.tui.figures import average_label, current_text, group_rows, group_statuses, target_text, value_text
+from qbconsole.tui.figures import (
+    average_label, current_text, group_rows, group_statuses, target_text, threshold_text, value_text,
+)
 from qbconsole.tui.groups import GROUP_OF, GROUPS, SPECS, SYSTEM, Group
 from qbconsole.tui.metricdata import WINDOW_MS
 from qbconsole.tui.screens.base import SectionScreen
@@ -105,7 +107,7 @@ def group_bar_content(groups: tuple[Group, ...], current: str, counts: Mapping[s
             parts.append((f" {title} ", f"{style} {action}"))
             for status, mark, colour in COUNT_MARKS:
                 if counts.get(group.key, {}).get(status):
-                    parts.append((f"{mark}{counts[group.key][status]}", f"bold {colour} {action}"))
+                    parts.append((f"{mark}{counts[group.key][status]}", f"bold {colour}"))
         if hint:
             parts.append(("   [ ] group", "$text-muted"))
         return Content.assemble(*parts)
@@ -225,8 +227,11 @@ class OverviewScreen(SectionScreen):
         preview = pane.query_one(".preview", Vertical)
         title = next((row.view.title for row in pane.query(MetricRow) if row.key == key and row.view), spec.title)
         preview.border_title = f"{title} · last {WINDOW_TEXT}"
-        pane.query_one(TimeChart).show(ChartData((ChartSeries(title, window.points),), chart_end(snapshot.now_ms), WINDOW_MS,
-                             y_max=spec.y_max), tick_for(spec.unit))
+        target = self.console.targets().get(spec.name) if key == spec.key else None
+        pane.query_one(TimeChart).show(ChartData(
+            (ChartSeries(title, window.points),), chart_end(snapshot.now_ms), WINDOW_MS, y_max=spec.y_max,
+            threshold=target.threshold if target else None,
+            threshold_label=f"target {threshold_text(target, spec.unit)}" if target else ""), tick_for(spec.unit))
 
     # ---- groups ----------------------------------------------------------------------------
     def action_show_group(self, key: str) -> None:

@@ -46,6 +46,9 @@ class ChartData:
     window_ms: int
     y_max: float | None = None
     """Fixed top of the y axis (100 for percentages); None scales to the data."""
+    threshold: float | None = None
+    """A target drawn as a labelled horizontal line (the label says what it is, not only its colour)."""
+    threshold_label: str = ""
 
 
 class TimeChart(PlotextPlot):
@@ -104,9 +107,15 @@ class TimeChart(PlotextPlot):
         label = day_label if every >= DAY_MS else clock_minutes
         plt.xticks([(t - start) / MINUTE_MS for t in ticks], [label(t) for t in ticks])
         top = top if top and top > 0 else 1.0
+        if data.y_max is None and data.threshold is not None and 0 < data.threshold <= 2 * top:
+            top = max(top, data.threshold)  # show the target when it is near the data
         if data.y_max is None:
             top *= 1.15
         plt.ylim(0, top)
+        if data.threshold is not None and 0 <= data.threshold <= top:
+            plt.hline(data.threshold, color=self._colour("warning"))
+            plt.text(data.threshold_label or "target", x=data.window_ms / MINUTE_MS * 0.02,
+                     y=data.threshold, color=self._colour("warning"), alignment="left")
         plt.yticks([0, top / 2, top], [self._format_y(v) for v in (0, top / 2, top)])
         if not any(line.points for line in data.series):
             plt.text("no data in this window", x=data.window_ms / MINUTE_MS * 0.4, y=top / 2)
