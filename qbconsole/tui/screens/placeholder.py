@@ -34,15 +34,6 @@ How to configure it
   op and target; the defaults are the source design's: CPU < 70 % average,
   memory < 80 % average, API p95 < 500 ms, error rate < 1 %, ...). They
   read the metrics already in the store; nothing else needs setting up.""",
-    "experiments": """\
-What will appear here
-  A/B experiments with their status and verdict; per variant the exposures,
-  conversions, lift and its confidence interval. Keys: c create, x stop.
-
-How to configure it
-  Experiments go in rules.yaml under experiments: their variants, weights
-  and the metric that decides them. Assignment is deterministic per user;
-  events arrive through the ingest endpoint.""",
 }
 
 
