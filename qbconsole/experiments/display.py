@@ -63,9 +63,14 @@ def method_text(analysis: Analysis) -> str:
 
 
 def plan_text(exp: Experiment, analysis: Analysis) -> str:
-    """ "running 3h07m of 14d; test: sequential (...); alpha 0.05, minimum effect +5.0 %, min 100 users per variant" """
+    """ "running 3h07m of 14d; test: sequential (...); alpha 0.05, minimum effect +5.0 %, min 100 users per variant"
+    (a stopped experiment "ran", a draft is "not started")."""
     plan = f"of {span(exp.duration_s)}" if exp.duration_s else "(no planned duration)"
-    return (f"running {span(analysis.elapsed_s)} {plan}; test: {method_text(analysis)}"
+    if exp.started_at is None:
+        state = "not started " + (f"(planned {span(exp.duration_s)})" if exp.duration_s else "(no planned duration)")
+    else:
+        state = f"{'ran' if exp.status == 'stopped' else 'running'} {span(analysis.elapsed_s)} {plan}"
+    return (f"{state}; test: {method_text(analysis)}"
             f"; alpha {exp.alpha:g}, minimum effect {pct(exp.mde)}, min {exp.min_users} users per variant")
 
 
