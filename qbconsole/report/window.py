@@ -213,15 +213,8 @@ class Window:
         """The raw values in the window, ascending (cached: exact quantiles read them often).
         Sorting several of these lists concatenated is fast: timsort merges the runs."""
         found = self._sorted.get(sid)
-        if found is None:
-            if sid in self._points:
-                found = list(map(itemgetter(1), self._points[sid]))
-            else:
-                found = [r[0] for r in self.conn.execute(
-                    f"SELECT value FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ? AND {_NUM}",
-                    (sid, self.start + 1, self.end))]
-            found.sort()
-            self._sorted[sid] = found
+        if found is None:  # from the points: SLOs over spans of the window need them too
+            found = self._sorted[sid] = sorted(map(itemgetter(1), self.points(sid)))
         return found
 
     def _raw(self, sid: int, lo: int, hi: int) -> list[tuple[int, float]]:
