@@ -218,7 +218,7 @@ def audit_actions(store: Store, proposal_id: int) -> list[tuple[str, str]]:
 
 
 # ---- the list -----------------------------------------------------------------------------------
-async def test_open_proposals_first_then_history_and_the_essentials_at_80x24(store, ids, tmp_path):
+async def test_open_proposals_first_then_history_the_essentials_at_80x24_and_the_audit_log(store, ids, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(130, 30)) as pilot:
         table = await open_actions(pilot)
@@ -251,8 +251,28 @@ async def test_open_proposals_first_then_history_and_the_essentials_at_80x24(sto
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.region.width
         assert app.screen.region.contains_region(table.region)
         footer = app.screen.query_one(Footer)
-        keys = {key.key for key in footer.query(FooterKey) if app.screen.region.contains_region(key.region)}
-        assert {"enter", "r", "u"} <= keys, keys
+
+        def keys() -> set[str]:
+            return {key.key for key in footer.query(FooterKey) if app.screen.region.contains_region(key.region)}
+
+        await until(pilot, lambda: {"enter", "r", "u"} <= keys())
+
+        # u: the audit log instead, newest first.
+        await pilot.resize_terminal(100, 30)
+        await pilot.press("u")
+        audit = app.screen.query_one("#audit-table", DataTable)
+        await until(pilot, lambda: audit.display and audit.row_count > 0)
+        entries = audit_entries(store.read())
+        assert [r.key.value for r in audit.ordered_rows] == [str(e.id) for e in reversed(entries)]
+        first = table_rows(audit)[0]
+        assert (first["actor"], first["action"], first["target"]) == ("bob", "rejected", f"proposal:{ids['rejected']}")
+        assert first["ts"] == "01-01 11:32:00"
+        by_action = {(r["actor"], r["action"]): r for r in table_rows(audit)}
+        assert ("alice", "approved") in by_action and ("engine", "improved") in by_action
+        assert "note" in text_of(app.screen.query_one("#actions-detail"))
+        assert not app.screen.query_one(ProposalTable).display
+        await pilot.press("u")
+        await until(pilot, lambda: app.screen.query_one(ProposalTable).display)
 
 
 async def test_empty_store_says_where_proposals_come_from(store, tmp_path):
@@ -313,7 +333,7 @@ async def test_dialog_shows_the_exact_action_and_evidence_and_enter_on_no_approv
         assert [p.state for p in list_proposals(store.read(), open_only=True)] == ["proposed"] * 4
 
 
-async def test_y_approves_as_the_operator_with_an_audit_row(store, ids, tmp_path):
+async def test_y_approves_as_the_operator_and_an_expired_proposal_is_refused(store, ids, tmp_path):
     app = make_app(store, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         table = await open_actions(pilot)
@@ -337,6 +357,23 @@ async def test_y_approves_as_the_operator_with_an_audit_row(store, ids, tmp_path
         await pilot.pause()
         assert isinstance(app.screen, ConfirmActionModal)
         assert f"is already approved by {OPERATOR}" in text_of(dialog.query_one("#confirm-error"))
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, ActionsScreen))
+
+        # Past its expiry (the engine has not marked it yet): the store refuses, the console says why.
+        dialog = await open_dialog(pilot, table, ids["stale"])
+        expiry = dialog.query_one("#confirm-expiry")
+        assert text_of(expiry) == "EXPIRED 3m ago (11:57:00): approving it will be refused"
+        assert expiry.has_class("-expired")
+        assert "✖ not expired: expired 180 s ago" in text_of(dialog.query_one("#confirm-checks"))
+        await pilot.press("y")
+        await until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
+        message = next(n.message for n in app._notifications if n.severity == "error")
+        assert f"proposal {ids['stale']} expired before it was approved; nothing runs" in message
+        assert get(store.read(), ids["stale"]).state == "expired"
+        assert ("engine", "expired") in audit_actions(store, ids["stale"])
+        assert (OPERATOR, "approved") not in audit_actions(store, ids["stale"])
+        await until(pilot, lambda: row_of(table, ids["stale"])["state"] == "◌ EXPIRED")
     assert audit_actions(store, ids["scale"]).count((OPERATOR, "approved")) == 1
 
 
@@ -366,25 +403,6 @@ async def test_r_rejects_with_a_note_from_the_list_and_from_the_dialog(store, id
         await until(pilot, lambda: get(store.read(), ids["index"]).state == "rejected")
         assert get(store.read(), ids["index"]).decision_note is None
         assert isinstance(app.screen, ActionsScreen) and dialog not in app.screen_stack
-
-
-async def test_approving_an_expired_proposal_shows_the_stores_refusal(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        table = await open_actions(pilot)
-        dialog = await open_dialog(pilot, table, ids["stale"])
-        expiry = dialog.query_one("#confirm-expiry")
-        assert text_of(expiry) == "EXPIRED 3m ago (11:57:00): approving it will be refused"
-        assert expiry.has_class("-expired")
-        assert "✖ not expired: expired 180 s ago" in text_of(dialog.query_one("#confirm-checks"))
-        await pilot.press("y")
-        await until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
-        message = next(n.message for n in app._notifications if n.severity == "error")
-        assert f"proposal {ids['stale']} expired before it was approved; nothing runs" in message
-        assert get(store.read(), ids["stale"]).state == "expired"
-        assert ("engine", "expired") in audit_actions(store, ids["stale"])
-        assert (OPERATOR, "approved") not in audit_actions(store, ids["stale"])
-        await until(pilot, lambda: row_of(table, ids["stale"])["state"] == "◌ EXPIRED")
 
 
 # ---- two consoles ---------------------------------------------------------------------------------
@@ -427,27 +445,6 @@ async def test_two_consoles_approving_at_once_approve_once(store, ids, tmp_path)
         await until(two, lambda: row_of(table_two, ids["index"])["by"] == "erin")
     assert [a for a in audit_actions(store, ids["index"]) if a[1] == "approved"] == [("erin", "approved")]
     assert get(store.read(), ids["index"]).decided_by == "erin"
-
-
-# ---- the audit view -------------------------------------------------------------------------------
-async def test_u_shows_the_audit_log_newest_first(store, ids, tmp_path):
-    app = make_app(store, tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_actions(pilot)
-        await pilot.press("u")
-        audit = app.screen.query_one("#audit-table", DataTable)
-        await until(pilot, lambda: audit.display and audit.row_count > 0)
-        entries = audit_entries(store.read())
-        assert [r.key.value for r in audit.ordered_rows] == [str(e.id) for e in reversed(entries)]
-        first = table_rows(audit)[0]
-        assert (first["actor"], first["action"], first["target"]) == ("bob", "rejected", f"proposal:{ids['rejected']}")
-        assert first["ts"] == "01-01 11:32:00"
-        by_action = {(r["actor"], r["action"]): r for r in table_rows(audit)}
-        assert ("alice", "approved") in by_action and ("engine", "improved") in by_action
-        assert "note" in text_of(app.screen.query_one("#actions-detail"))
-        assert not app.screen.query_one(ProposalTable).display
-        await pilot.press("u")
-        await until(pilot, lambda: app.screen.query_one(ProposalTable).display)
 
 
 # ---- pure parts -----------------------------------------------------------------------------------

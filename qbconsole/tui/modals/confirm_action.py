@@ -105,7 +105,7 @@ class ConfirmActionModal(ModalScreen[bool]):
                 yield Label("Bounds and cooldown", classes="confirm-title")
                 yield Static("\n".join(bounds_lines(p) + [f"cooldown {cooldown_text(self.config, p.rule)}"]),
                              id="confirm-bounds", markup=False)
-                yield Label("Checks the agent makes before running (dry run: nothing runs)",
+                yield Label("Checks before running (a dry run here, nothing runs; the agent repeats them)",
                             classes="confirm-title")
                 yield Static("checking…", id="confirm-checks", markup=False)
                 yield Label("State", classes="confirm-title")

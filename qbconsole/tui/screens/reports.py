@@ -114,9 +114,11 @@ class ReportsScreen(SectionScreen):
         Binding("m", "methods", "Methods", tooltip="Show or hide how each figure was computed",
                 id="reports.methods"),
         Binding("escape", "hide_custom", "Close", show=False, id="reports.close_custom"),
-        *(Binding(key, f"scroll_report('{how}')", "Scroll", show=False)
-          for key, how in (("down", "down"), ("up", "up"), ("pagedown", "page_down"), ("pageup", "page_up"),
-                           ("home", "home"), ("end", "end"))),
+        *(Binding(key, f"scroll_report('{how}')", "Scroll", show=False, key_display=shown,
+                  tooltip=f"Scroll the report {words}")
+          for key, how, shown, words in (("down", "down", "↓", "down"), ("up", "up", "↑", "up"),
+                                         ("pagedown", "page_down", "PgDn", "down a page"),
+                                         ("pageup", "page_up", "PgUp", "up a page"))),
     ]
 
     DEFAULT_CSS = """
@@ -289,7 +291,7 @@ class ReportsScreen(SectionScreen):
         pane = self.query_one(TabbedContent).active
         scroll = self.query_one(f"#report-{pane.removeprefix('tab-')}", VerticalScroll)
         {"down": scroll.scroll_down, "up": scroll.scroll_up, "page_down": scroll.scroll_page_down,
-         "page_up": scroll.scroll_page_up, "home": scroll.scroll_home, "end": scroll.scroll_end}[how](animate=False)
+         "page_up": scroll.scroll_page_up}[how](animate=False)
 
     def action_methods(self) -> None:
         self.show_methods = not self.methods_shown
