@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from rich.console import Console

@@ -148,6 +148,9 @@ def report_tabs(report: Report) -> ReportTabs:
             out.window.append(block)
         else:
             out.tabs[current].append(block)
+    compare = out.tabs["compare"]
+    if compare and isinstance(compare[0], Para) and not compare[0].strong:
+        compare[0] = Para(compare[0].text, strong="Previous period:", note=compare[0].note)
     out.tabs["summary"] = summary_blocks(report)
     return out
 
