@@ -14,7 +14,7 @@ from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 from qbconsole.tui.groups import part_key
 from qbconsole.tui.metricdata import (  # noqa: F401  (re-exported: the screens' and tests' names)
-    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, counter_rates, read_windows, summed_rate,
+    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, counter_rates, read_windows,
 )
 
 CPU = "system_cpu_percent"

@@ -6,7 +6,8 @@ A figure without samples says "no data", never a number.
 
 from __future__ import annotations
 
-from typing import Mapping
+from functools import lru_cache
+from typing import Callable, Mapping
 
 from qbconsole.catalog import format_value
 from qbconsole.tui.groups import BY_LABEL, RATE, Group, MetricSpec, part_key
@@ -32,6 +33,12 @@ def value_text(value: float | None, unit: str) -> str:
     if unit == "score" and value is not None:
         return f"{value:.2f}"
     return format_value(value, unit)
+
+
+@lru_cache(maxsize=None)
+def tick_for(unit: str) -> Callable[[float], str]:
+    """A chart's y tick format for a unit (one function per unit, so a chart can tell it has not changed)."""
+    return lambda value: value_text(value, unit).replace(".0 %", " %")
 
 
 def threshold_text(target: Target, unit: str) -> str:

@@ -18,12 +18,11 @@ from textual.message import Message
 from textual.widgets import Static
 
 from qbconsole.tui.data import Snapshot
-from qbconsole.tui.figures import figure_row, threshold_text, value_text
+from qbconsole.tui.figures import figure_row, threshold_text, tick_for, value_text
 from qbconsole.tui.groups import MetricSpec
 from qbconsole.tui.history import RAW_UP_TO_MS, WINDOWS, History, read_history
 from qbconsole.tui.metricdata import MetricWindow
 from qbconsole.tui.screens.base import SectionScreen
-from qbconsole.tui.screens.overview import tick_for
 from qbconsole.tui.timefmt import clock, span
 from qbconsole.tui.widgets.chart import ChartData, ChartSeries, TimeChart
 from qbconsole.tui.widgets.metric_row import STATUS_MARKS

@@ -9,8 +9,7 @@ the focused figure's chart with a window picker.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable, Mapping
+from typing import Mapping
 
 from textual import events
 from textual.app import ComposeResult
@@ -19,13 +18,14 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import ContentSwitcher, Static
 
-from qbconsole.tui.data import LOOPBACK_NICS, RATE_BUCKET_MS, MetricWindow, Snapshot
+from qbconsole.tui.data import CPU, DISK, LOOPBACK_NICS, MEMORY, RATE_BUCKET_MS, MetricWindow, Snapshot
 from qbconsole.tui.figures import (
-    average_label, current_text, group_rows, group_statuses, target_text, threshold_text, value_text,
+    average_label, current_text, group_rows, group_statuses, target_text, threshold_text, tick_for, value_text,
 )
 from qbconsole.tui.groups import GROUP_OF, GROUPS, SPECS, SYSTEM, Group
 from qbconsole.tui.metricdata import WINDOW_MS
 from qbconsole.tui.screens.base import SectionScreen
+from qbconsole.tui.screens.metric_chart import MetricChartScreen
 from qbconsole.tui.targets import Status, Target, judge
 from qbconsole.tui.timefmt import span
 from qbconsole.tui.widgets.chart import ChartData, ChartSeries, TimeChart
@@ -40,12 +40,6 @@ COUNT_MARKS = ((Status.CRIT, "✖", "$error"), (Status.WARN, "▲", "$warning"),
 def chart_end(now_ms: int) -> int:
     """The charts' right edge, rounded up to the rate bucket so a chart redraws only when its data moves."""
     return -(-now_ms // RATE_BUCKET_MS) * RATE_BUCKET_MS
-
-
-@lru_cache(maxsize=None)
-def tick_for(unit: str) -> Callable[[float], str]:
-    """The y tick format of a unit (one function per unit, so charts can tell it has not changed)."""
-    return lambda value: value_text(value, unit).replace(".0 %", " %")
 
 
 def gauge_view(window: MetricWindow, target: Target | None, now_ms: int, *, unit: str = "percent",
@@ -83,9 +77,9 @@ def tile_views(snapshot: Snapshot, targets: Mapping[str, Target]) -> dict[str, T
     now = snapshot.now_ms
     disk_prefix = f"{snapshot.disk.label}  " if snapshot.disk.label else ""
     return {
-        "tile-cpu": gauge_view(snapshot.cpu, targets.get(snapshot.cpu.name or "system_cpu_percent"), now),
-        "tile-memory": gauge_view(snapshot.memory, targets.get("system_memory_percent"), now),
-        "tile-disk": gauge_view(snapshot.disk, targets.get("system_disk_percent"), now, prefix=disk_prefix),
+        "tile-cpu": gauge_view(snapshot.cpu, targets.get(CPU), now),
+        "tile-memory": gauge_view(snapshot.memory, targets.get(MEMORY), now),
+        "tile-disk": gauge_view(snapshot.disk, targets.get(DISK), now, prefix=disk_prefix),
         "tile-network": network_view(snapshot.net_rx, snapshot.net_tx, now),
     }
 
@@ -175,9 +169,9 @@ class OverviewScreen(SectionScreen):
         targets = self.console.targets()
         for tile_id, view in tile_views(snapshot, targets).items():
             self.query_one(f"#{tile_id}", Tile).show(view)
-        for group in GROUPS[1:]:
-            if group.key == self.group:
-                self._show_group(group, snapshot, targets)
+        shown = next(g for g in GROUPS if g.key == self.group)
+        if shown is not SYSTEM:
+            self._show_group(shown, snapshot, targets)
         self._show_group_bar(snapshot, targets)
 
     def _show_group_bar(self, snapshot: Snapshot, targets: Mapping[str, Target]) -> None:
@@ -268,8 +262,6 @@ class OverviewScreen(SectionScreen):
         widget = self.focused
         key = getattr(widget, "spec_key", None)
         if key in SPECS:
-            from qbconsole.tui.screens.metric_chart import MetricChartScreen
-
             self.app.push_screen(MetricChartScreen(SPECS[key]))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
