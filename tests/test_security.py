@@ -720,9 +720,6 @@ def test_the_cli_prints_no_locals_in_a_traceback(tmp_path):
     assert installs == []
 
 
-@pytest.mark.xfail(strict=True, reason="Textual renders crash tracebacks with show_locals=True "
-                   "(App._fatal_error); QBConsoleApp must override it with show_locals=False — "
-                   "qbconsole/tui/app.py is the TUI engineers' (reported)")
 def test_the_console_prints_no_locals_in_a_traceback(tmp_path):
     done = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path / "qb.db"), str(tmp_path / "settings.json")],
                           env={**os.environ, "CRASH_SECRET": f"tui-{MARK}"}, cwd=tmp_path, capture_output=True,

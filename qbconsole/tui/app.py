@@ -33,7 +33,6 @@ from qbconsole.tui.screens.alerts import AlertsScreen
 from qbconsole.tui.screens.experiments import ExperimentsScreen
 from qbconsole.tui.screens.help import HelpScreen, key_rows
 from qbconsole.tui.screens.overview import OverviewScreen
-from qbconsole.tui.screens.placeholder import PlaceholderScreen
 from qbconsole.tui.screens.reports import ReportsScreen
 from qbconsole.tui.screens.sources import SourcesScreen
 from qbconsole.tui.sections import BY_MODE, SECTIONS
@@ -91,7 +90,7 @@ class QBConsoleApp(App):
 
     TITLE = "qbconsole"
     CSS_PATH = APP_CSS_PATH
-    MODES = {s.mode: SECTION_SCREENS.get(s.mode) or partial(PlaceholderScreen, s.mode) for s in SECTIONS}
+    MODES = {s.mode: SECTION_SCREENS[s.mode] for s in SECTIONS}
     DEFAULT_MODE = "overview"
     BINDINGS = [
         *(Binding(s.key, f"section('{s.mode}')", s.title, group=SECTION_KEYS, tooltip=f"Go to {s.title}",
@@ -166,6 +165,21 @@ class QBConsoleApp(App):
                 await self._agent_started.wait()
             # stop() joins the agent's threads (up to a second or so): off the UI loop.
             await asyncio.to_thread(self.agent.stop)  # type: ignore[attr-defined]
+
+    def _fatal_error(self) -> None:
+        """Textual's crash report, without local variables: they can hold secrets.
+
+        (Textual renders ``Traceback(show_locals=True)`` here; this is its own
+        method with that one setting changed.)
+        """
+        import rich
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(Segments(self.console.render(traceback, self.console.options)))
+        self._close_messages_no_wait()
 
     def _on_hangup(self) -> None:
         """SIGHUP: the terminal went away (SSH dropped); leave cleanly so the lease is released."""
