@@ -3,12 +3,13 @@
 The platform and the load generator run as real subprocesses on 127.0.0.1; this
 test scrapes the platform, runs the rules engine and the action engine once a
 second (what the agent does), approves the two proposals that appear (scale up,
-add the index) through the API the console uses, and checks that database query
+add the index) in the console (pilot: Actions section, review dialog, y), and checks that database query
 time and latency fell and that both verifications are recorded as improved.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from qbconsole.actions import ActionEngine, approve, audit_entries, get, list_proposals
+from qbconsole.actions import ActionEngine, audit_entries, get, list_proposals
 from qbconsole.collect import PrometheusSource, ScrapeFailed
 from qbconsole.config import parse_config
 from qbconsole.demo.spawn import start_platform
@@ -60,6 +61,36 @@ optimizations:
     settle: 20s
     verify: {{expr: "{LATENCY}", better: lower, min_change: 0.2}}
 """
+
+
+async def approve_in_console(store: Store, config, proposal_ids: list[int], tmp_path) -> None:
+    """Open the console on the store, and approve each proposal as an operator would."""
+    from types import SimpleNamespace
+
+    from qbconsole.tui.app import QBConsoleApp
+    from qbconsole.tui.modals.confirm_action import ConfirmActionModal
+    from qbconsole.tui.screens.actions import ActionsScreen, ProposalTable
+
+    app = QBConsoleApp(store, operator="e2e-operator", settings_path=tmp_path / "settings.json",
+                       agent=SimpleNamespace(config=config, start=lambda: None, stop=lambda: None))
+
+    async def until(pilot, predicate, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "the console did not get there in time"
+            await pilot.pause(0.05)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, ActionsScreen) and app.screen.data is not None)
+        table = app.screen.query_one(ProposalTable)
+        for proposal_id in proposal_ids:
+            await until(pilot, lambda: str(proposal_id) in {r.key.value for r in table.ordered_rows})
+            table.move_cursor(row=table.get_row_index(str(proposal_id)))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmActionModal) and app.screen.run is not None)
+            await pilot.press("y")
+            await until(pilot, lambda: get(store.read(), proposal_id).state != "proposed")
 
 
 @pytest.mark.slow
@@ -114,8 +145,9 @@ def test_demo_platform_proposals_approved_make_it_faster(tmp_path):
         assert index.evidence["statement"] == "CREATE INDEX IF NOT EXISTS ix_bids_auction_id ON bids(auction_id)"
         assert scale.spec["json"] == {"workers": 4} and scale.evidence["alerts"][0]["alert"] == "WorkersSaturated"
 
-        approve(store, scale.id, "e2e-operator", int(time.time() * 1000))
-        approve(store, index.id, "e2e-operator", int(time.time() * 1000))
+        # A person approves both, in the console (Actions section, review dialog, y).
+        asyncio.run(approve_in_console(store, config, [scale.id, index.id], tmp_path))
+        assert {get(store.read(), p.id).decided_by for p in (scale, index)} == {"e2e-operator"}
         step()
         for p in (scale, index):
             ran = get(store.read(), p.id)
