@@ -4,6 +4,7 @@
     engine = RulesEngine(store, groups, evaluator=backend, record=backend is None)
     series = range_query(backend or store, 'sum(rate(http_requests_total[1m]))',
                          start_ms, end_ms, step_ms)   # charts and reports, either backend
+    metrics = PrometheusReader(backend) if backend else store   # the store's read API either way
 
 Both backends answer the same PromQL with the same result shapes, so rules,
 charts and reports do not care which one is active.
@@ -11,9 +12,10 @@ charts and reports do not care which one is active.
 
 from __future__ import annotations
 
+from qbconsole.datasource.reader import PrometheusReader
 from qbconsole.datasource.results import Series
 
-__all__ = ["Series", "build_backend", "range_query"]
+__all__ = ["PrometheusReader", "Series", "build_backend", "metrics_reader", "range_query"]
 
 
 def build_backend(datasource, url_override: str | None = None):
@@ -30,6 +32,12 @@ def build_backend(datasource, url_override: str | None = None):
     from qbconsole.datasource.prometheus import PrometheusBackend
 
     return PrometheusBackend.from_config(datasource)
+
+
+def metrics_reader(store, backend):
+    """What charts read series from: a :class:`PrometheusReader` over ``backend`` when there
+    is one (a Prometheus datasource), else ``store`` itself (same read methods)."""
+    return PrometheusReader(backend) if backend is not None else store
 
 
 def range_query(source, expr, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
