@@ -1,0 +1,281 @@
+"""Reports on a Prometheus datasource agree with reports on the local store (real Prometheus 2.42).
+
+Exact: the same samples are written to a local store and backfilled into Prometheus
+(``promtool tsdb create-blocks-from openmetrics``), so the report built from Prometheus
+(:func:`qbconsole.report.remote.build_remote_report`) must equal the local one figure for
+figure (floats to 1e-9: the two stores cut rollups at different minutes, so sums are added
+in another order). Live: Prometheus and a local collector scrape the same exporter; figures
+agree within what the two scrapers' timing explains (see that test).
+
+Without the binaries the tests skip, except under CI (``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import ROOT, free_port, now_ms, wait_for
+from qbconsole.config import load_config
+from qbconsole.datasource.prometheus import PrometheusBackend
+from qbconsole.datasource.reader import PrometheusReader
+from qbconsole.model import Sample
+from qbconsole.report import build_report
+from qbconsole.report.remote import ScratchStore, build_remote_report, fetch_range, final_until
+from qbconsole.report.window import MINUTE
+from qbconsole.store import Store
+
+PROMETHEUS = shutil.which("prometheus")
+PROMTOOL = shutil.which("promtool")
+STEP_MS = 10_000
+UNREAD = "launch_party_balloons_total"  # in Prometheus, never read by a report
+
+
+def _require_binaries() -> None:
+    if PROMETHEUS and PROMTOOL:
+        return
+    message = "prometheus and promtool are not installed (make system-deps)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# ---- the data set ---------------------------------------------------------------------------------
+def dataset(lo: int, hi: int, seed: int = 8) -> list[Sample]:
+    """Every 10 s from lo to hi (series offset from the minute): gauges, counters with a reset,
+    a histogram, probes with failures, and a name no report reads."""
+    rng = random.Random(seed)
+    out: list[Sample] = []
+
+    def times(k: int) -> range:
+        first = lo + 1_234 + 377 * k
+        return range(first, hi, STEP_MS)
+
+    k = 0
+    for host in ("a", "b"):
+        for name, low, high in (("system_cpu_percent", 20, 95), ("system_memory_percent", 40, 85)):
+            k += 1
+            out += [Sample(name, {"host": host}, t, round(rng.uniform(low, high), 3)) for t in times(k)]
+    reset_at = lo + (hi - lo) * 3 // 4 + 29_000  # inside the report window, mid-minute
+    counters = [("http_requests_total", {"route": r, "status": s}, rate) for r, s, rate in
+                (("/api/auctions", "200", 40), ("/api/auctions", "500", 1), ("/api/bids", "200", 15),
+                 ("/api/bids", "404", 2))]
+    counters += [("quickbid_backend_requests_total", {"backend": b}, rate) for b, rate in (("b1", 20), ("b2", 26))]
+    counters += [("quickbid_orders_total", {}, 1), ("quickbid_revenue_total", {}, 30), (UNREAD, {}, 5)]
+    for name, labels, rate in counters:
+        k += 1
+        value = 0.0
+        for t in times(k):
+            value = 0.0 if name == "http_requests_total" and labels["status"] == "200" and \
+                t - STEP_MS < reset_at <= t else value + rng.randint(0, 2 * rate)
+            out.append(Sample(name, labels, t, value))
+    k += 1
+    buckets = {"0.1": 0.0, "0.5": 0.0, "1": 0.0, "+Inf": 0.0}
+    total = 0.0
+    for t in times(k):
+        for _ in range(rng.randint(0, 30)):
+            d = rng.expovariate(6)
+            total += d
+            for le in buckets:
+                if le == "+Inf" or d <= float(le):
+                    buckets[le] += 1
+        out += [Sample("http_request_duration_seconds_bucket", {"le": le}, t, v) for le, v in buckets.items()]
+        out += [Sample("http_request_duration_seconds_sum", {}, t, round(total, 6)),
+                Sample("http_request_duration_seconds_count", {}, t, buckets["+Inf"])]
+    k += 1
+    out += [Sample("probe_success", {"target": "api"}, t, 0.0 if rng.random() < 0.05 else 1.0) for t in times(k)]
+    k += 1
+    out += [Sample("http_connections", {}, t, float(rng.randint(5, 60))) for t in times(k)]
+    return out
+
+
+def openmetrics(samples: list[Sample]) -> str:
+    """The samples as OpenMetrics text (untyped families, timestamps in seconds), grouped by name."""
+    lines = []
+    for s in sorted(samples, key=lambda s: (s.name, sorted(s.labels.items()), s.ts)):
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        lines.append(f"{s.name}{{{labels}}} {s.value!r} {s.ts // 1000}.{s.ts % 1000:03d}")
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+# ---- Prometheus -----------------------------------------------------------------------------------
+class Prometheus:
+    """A Prometheus we started on a free loopback port; ``stop()`` ends it (and only it)."""
+
+    def __init__(self, tmp: Path, scrape: dict[str, str] | None = None) -> None:
+        jobs = "".join(f"  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n"
+                       for job, target in (scrape or {}).items())
+        config = tmp / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n" + (jobs or "  []\n"))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = tmp / "prometheus.log"
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(
+                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+                 f"--web.listen-address={self.url.split('//')[1]}"], stdout=fh, stderr=subprocess.STDOUT)
+
+        def ready():
+            try:
+                return self.proc.poll() is None and httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        if not wait_for(ready, 30, 0.2):
+            self.stop()
+            raise RuntimeError(f"prometheus did not get ready:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class Backfilled:
+    """The same samples in a local store and (as TSDB blocks) in a Prometheus."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.now = now_ms()
+        self.data_lo, self.data_hi = self.now - 130 * MINUTE, self.now - 2 * MINUTE
+        self.samples = dataset(self.data_lo, self.data_hi)
+        (tmp / "data").mkdir()
+        (tmp / "input.om").write_text(openmetrics(self.samples))
+        subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp / "input.om"),
+                        str(tmp / "data")], check=True, capture_output=True, timeout=120)
+        self.prometheus = Prometheus(tmp)
+        self.local = Store.open(tmp / "local.db")
+        self.local.write(self.samples)
+        self.local.rollup(self.now)
+        self._alerts()
+        self.backend = PrometheusBackend(self.prometheus.url)
+        self.reader = PrometheusReader(self.backend)
+
+    def _alerts(self) -> None:
+        """Two incidents in the window (one acknowledged and resolved) and one long before it."""
+        rows = [("HighCPU", "critical", self.now - 50 * MINUTE, self.now - 40 * MINUTE, self.now - 49 * MINUTE),
+                ("ErrorsUp", "warning", self.now - 20 * MINUTE, None, None),
+                ("Old", "info", self.now - 300 * MINUTE, self.now - 290 * MINUTE, None)]
+
+        def insert(conn):
+            for rule, severity, fired, resolved, acked in rows:
+                alert_id = conn.execute(
+                    "INSERT INTO alerts(rule, fingerprint, labels, severity, state, active_at, fired_at,"
+                    " resolved_at, last_eval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rule, rule, '{"alertname":"%s"}' % rule, severity, "resolved" if resolved else "firing",
+                     fired, fired, resolved, self.now)).lastrowid
+                if acked:
+                    conn.execute("INSERT INTO alert_events(alert_id, ts, kind, actor) VALUES (?, ?, ?, ?)",
+                                 (alert_id, acked, "acknowledged", "ops"))
+        self.local.transaction(insert)
+
+    def stop(self) -> None:
+        self.backend.close()
+        self.local.close()
+        self.prometheus.stop()
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory):
+    _require_binaries()
+    stack = Backfilled(tmp_path_factory.mktemp("prometheus-reports"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(ROOT / "rules.yaml")
+
+
+def assert_same(local, remote, path: str = "") -> None:
+    """Equal trees; floats to a relative 1e-9 (sums added in another order)."""
+    if isinstance(local, dict):
+        assert isinstance(remote, dict) and local.keys() == remote.keys(), f"{path}: {local.keys() ^ remote.keys()}"
+        for key in local:
+            assert_same(local[key], remote[key], f"{path}.{key}")
+    elif isinstance(local, list):
+        assert isinstance(remote, list) and len(local) == len(remote), path
+        for i, (a, b) in enumerate(zip(local, remote)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(local, float) and isinstance(remote, (int, float)):
+        assert math.isclose(local, remote, rel_tol=1e-9, abs_tol=1e-12), f"{path}: {local} != {remote}"
+    else:
+        assert local == remote, f"{path}: {local!r} != {remote!r}"
+
+
+# ---- exact: backfilled data -------------------------------------------------------------------------
+def test_report_from_prometheus_equals_the_local_report(backfilled, config):
+    b = backfilled
+    start, end = b.now - 62 * MINUTE + 789, b.now - 3 * MINUTE + 321  # not on minutes
+    local = build_report(b.local, config, start, end, now_ms=b.now).to_dict()
+    remote = build_remote_report(b.reader, b.local, config, start, end, now_ms=b.now).to_dict()
+    assert_same(local, remote)
+    # The comparison is not vacuous: the data set reaches every kind of figure.
+    app = remote["application"]
+    assert app["requests"]["total"]["value"] > 0 and app["errors"]["total"]["value"] > 0
+    assert app["response_time"]["p95"]["value"] > 0 and app["availability"]["availability"]["value"] < 1
+    assert remote["system"]["cpu"]["utilization"]["value"] > 0
+    assert remote["incidents"]["count"]["value"] == 2 and remote["incidents"]["mtta"]["value"] == 60
+    assert any(o["status"] != "no data" for o in remote["slo"]["objectives"])
+    previous = build_remote_report(b.reader, b.local, config, 2 * start - end, start, now_ms=b.now)
+    assert previous.application["requests"]["total"].value > 0  # the comparison had a previous period
+
+
+def test_a_counter_reset_inside_a_rolled_up_minute_counts_as_on_the_local_store(backfilled, config):
+    b = backfilled
+    start, end = b.now - 62 * MINUTE, b.now - 3 * MINUTE
+    with ScratchStore(b.reader, *fetch_range(start, end), b.now) as scratch:
+        report = build_report(scratch, config, start, end, now_ms=b.now)
+        local = build_report(b.local, config, start, end, now_ms=b.now)
+        assert scratch.final_until > start + 30 * MINUTE  # the reset minute is read from rollups first
+    assert report.application["requests"]["total"].value == pytest.approx(
+        local.application["requests"]["total"].value, rel=1e-12)
+
+
+def test_only_the_names_the_report_reads_are_fetched(backfilled, config):
+    b = backfilled
+    start, end = b.now - 30 * MINUTE, b.now - 3 * MINUTE
+    with ScratchStore(b.reader, *fetch_range(start, end), b.now) as scratch:
+        assert UNREAD in scratch.names()
+        build_report(scratch, config, start, end, now_ms=b.now)
+        fetched = scratch.fetched
+        assert UNREAD not in fetched
+        assert {"http_requests_total", "system_cpu_percent", "probe_success"} <= set(fetched)
+        assert not set(fetched) - set(scratch.names())
+
+
+def test_scratch_store_holds_the_raw_samples_and_rolls_up_whole_final_minutes(backfilled):
+    b = backfilled
+    lo, hi = b.now - 70 * MINUTE + 17, b.now - 4 * MINUTE - 5  # over a chunk boundary, off the minute
+    with ScratchStore(b.reader, lo, hi, b.now) as scratch:
+        written = scratch.fetch("system_cpu_percent")
+        assert scratch.fetch("system_cpu_percent") == 0  # once per name
+        want = sorted((s.labels["host"], s.ts, s.value) for s in b.samples
+                      if s.name == "system_cpu_percent" and lo <= s.ts <= hi)
+        assert written == len(want)
+        got = sorted((info.labels["host"], ts, v) for info, pts in scratch.select("system_cpu_percent", lo, hi)
+                     for ts, v in pts)
+        assert got == want
+        assert scratch.final_until == final_until(hi, b.now) == (hi + 1) // MINUTE * MINUTE
+        for info in scratch.store.series("system_cpu_percent"):
+            [local] = b.local.series("system_cpu_percent", info.labels)
+            first = -(-lo // MINUTE) * MINUTE  # the minute cut by lo is not rolled up
+            rolled = scratch.store.rollups(info.id, 0, 1 << 62)
+            assert [r[0] for r in rolled] == list(range(first, scratch.final_until, MINUTE))
+            assert rolled == b.local.rollups(local.id, first, scratch.final_until - 1)
+
+
+def test_the_scratch_store_is_deleted_afterwards(backfilled, config, tmp_path):
+    b = backfilled
+    build_remote_report(b.reader, None, config, b.now - 10 * MINUTE, b.now, now_ms=b.now, directory=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
