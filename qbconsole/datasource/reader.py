@@ -151,10 +151,11 @@ class PrometheusReader:
         return quantile_of_sorted(values, q) if values else None
 
     def rollups(self, series_id: int, start: int, end: int) -> list[tuple[int, int, float, float, float]]:
-        """(minute, count, sum, min, max) for complete minutes with start <= minute <= end, ascending."""
+        """(minute, count, sum, min, max) for minutes with start <= minute <= end, ascending: whole
+        minutes only (ended by ``end`` and by now), as the store rolls up only complete minutes."""
         info = self._known(series_id)
         first = -(-start // MINUTE_MS) * MINUTE_MS
-        last = min(end // MINUTE_MS * MINUTE_MS, int(self.clock() * 1000) // MINUTE_MS * MINUTE_MS - MINUTE_MS)
+        last = min(end + 1, int(self.clock() * 1000)) // MINUTE_MS * MINUTE_MS - MINUTE_MS  # ends by then
         sel = f"{selector(info.name, info.labels)}[{MINUTE_MS - 1}ms]"
         expr = " or ".join(f'label_replace({fn}_over_time({sel}), "__qb_part", "{fn}", "", "")'
                            for fn in ("count", "sum", "min", "max"))

@@ -105,15 +105,18 @@ class QBConsoleApp(App):
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, refresh: float = 1.0,
                  agent: object | None = None, settings_path: Path | None = None,
                  theme: str | None = None, operator: str | None = None,
-                 alert_exprs: Mapping[str, str] | None = None, config: object | None = None) -> None:
+                 alert_exprs: Mapping[str, str] | None = None, config: object | None = None,
+                 metrics: object | None = None) -> None:
         """``operator`` is recorded as who acknowledged, silenced, created or stopped (default: the OS user);
         ``alert_exprs`` maps alert rule names to expressions (default: the agent's config); ``config``
         is the rules file whose ``slos`` set the Overview's targets (default: the agent's, else the
-        built-in default rules)."""
+        built-in default rules); ``metrics`` is what the Overview and charts read series from
+        (default: the store; a ``PrometheusReader`` with a Prometheus datasource)."""
         super().__init__()
         self._config = config if config is not None or agent is not None else default_config()
         self._targets_of: tuple[object, dict[str, Target]] = (object(), {})
         self.store = store
+        self.metrics = store if metrics is None else metrics
         self.operator = operator or default_operator()
         self._alert_exprs = dict(alert_exprs) if alert_exprs is not None else None
         self._exprs_of: tuple[object, dict[str, str]] = (None, {})
@@ -202,7 +205,8 @@ class QBConsoleApp(App):
         while not worker.is_cancelled and not self._stopping.is_set():
             now_ms = int(self.clock() * 1000)
             try:
-                snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id)
+                snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id,
+                                                metrics=self.metrics)
             except Exception as exc:  # any read failure is shown in the status line
                 snapshot = failed_snapshot(good, now_ms, exc)
             self.post_message(SnapshotReady(snapshot))

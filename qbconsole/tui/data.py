@@ -14,7 +14,7 @@ from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 from qbconsole.tui.groups import part_key
 from qbconsole.tui.metricdata import (  # noqa: F401  (re-exported: the screens' and tests' names)
-    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, counter_rates, read_windows,
+    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, SeriesSource, counter_rates, read_windows,
 )
 
 CPU = "system_cpu_percent"
@@ -99,12 +99,13 @@ def read_detail(store: Store, alert_id: int) -> AlertDetail | None:
 
 
 def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
-                  detail_id: int | None = None) -> Snapshot:
+                  detail_id: int | None = None, metrics: SeriesSource | None = None) -> Snapshot:
     """Read everything the screens need; exceptions propagate (the caller reports them).
 
     The Overview figures cost one query per metric name (about 30, see ``metricdata``);
     alerts cost one query, active silences one (a small table) and the outbox backlog two
-    indexed counts; ``detail_id`` adds the detail of one alert.
+    indexed counts; ``detail_id`` adds the detail of one alert. ``metrics`` is where the
+    figures are read from (default: the store; a PrometheusReader on that backend).
     """
     conn = store.read()
     return Snapshot(
@@ -112,7 +113,7 @@ def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
         read_ms=now_ms,
         lease=store.lease_info(),
         sources=tuple(sorted(store.source_statuses(), key=lambda s: s.name)),
-        metrics=read_windows(store, now_ms, window_ms),
+        metrics=read_windows(store if metrics is None else metrics, now_ms, window_ms),
         alerts=tuple(current_alerts(conn, now_ms)),
         silences=tuple(silences(conn, now_ms)),
         backlog=backlog(conn),

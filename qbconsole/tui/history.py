@@ -4,7 +4,8 @@ Windows up to ``RAW_UP_TO_MS`` read raw samples; longer ones read the store's
 per-minute rollups (count, sum, min, max), with the raw samples of the minutes
 not rolled up yet appended so the right edge is current. Either way a chart
 gets at most ``MAX_POINTS`` points per line: longer histories are averaged
-into wider bins.
+into wider bins. The source is the store or, with a Prometheus datasource, a
+``PrometheusReader`` (whose rollups Prometheus computes per minute).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from qbconsole.store import SeriesInfo, Store
+from qbconsole.store import SeriesInfo
 from qbconsole.tui.groups import BY_LABEL, BYTES_RATE, RATE, WORST, MetricSpec
 from qbconsole.tui.metricdata import (
-    COUNTER_LOOKBACK_MS, LOOPBACK_NICS, MINUTE_MS, Points, finite, per_minute, summed_rate,
+    COUNTER_LOOKBACK_MS, LOOPBACK_NICS, MINUTE_MS, Points, SeriesSource, finite, per_minute, summed_rate,
 )
 
 HOUR_MS = 60 * MINUTE_MS
@@ -107,7 +108,7 @@ def counter_minutes(minutes: Sequence[Minute]) -> Points:
     return tuple(out)
 
 
-def _minutes(store: Store, series: SeriesInfo, start: int, end: int) -> list[Minute]:
+def _minutes(store: SeriesSource, series: SeriesInfo, start: int, end: int) -> list[Minute]:
     """Rollups of the series in [start, end], then its raw samples after the last rolled-up minute."""
     rolled = store.rollups(series.id, start, end)
     tail_from = rolled[-1][0] + MINUTE_MS if rolled else start
@@ -129,7 +130,7 @@ def _ranked(lines: list[Line], hidden: int = 0) -> tuple[tuple[Line, ...], int]:
     return tuple(lines[:MAX_LINES]), hidden + max(0, len(lines) - MAX_LINES)
 
 
-def _raw_lines(store: Store, spec: MetricSpec, start: int, end: int) -> tuple[tuple[Line, ...], int]:
+def _raw_lines(store: SeriesSource, spec: MetricSpec, start: int, end: int) -> tuple[tuple[Line, ...], int]:
     if spec.how == BYTES_RATE:
         lines = [Line("↓ recv", summed_rate(store, spec.name, start, end).points)]
         if spec.pair:
@@ -148,7 +149,7 @@ def _raw_lines(store: Store, spec: MetricSpec, start: int, end: int) -> tuple[tu
     return tuple(Line(spec.title, finite(p)) for _, p in selected[:1]), 0
 
 
-def _rollup_lines(store: Store, spec: MetricSpec, start: int, end: int) -> tuple[tuple[Line, ...], int]:
+def _rollup_lines(store: SeriesSource, spec: MetricSpec, start: int, end: int) -> tuple[tuple[Line, ...], int]:
     if spec.how == BYTES_RATE:
         lines = []
         for label, name in (("↓ recv", spec.name), ("↑ sent", spec.pair)):
@@ -175,7 +176,7 @@ def _rollup_lines(store: Store, spec: MetricSpec, start: int, end: int) -> tuple
     return tuple(Line(spec.title, gauge_minutes(_minutes(store, s, start, end))) for s in series[:1]), 0
 
 
-def read_history(store: Store, spec: MetricSpec, window_ms: int, now_ms: int) -> History:
+def read_history(store: SeriesSource, spec: MetricSpec, window_ms: int, now_ms: int) -> History:
     """The figure's lines over the last ``window_ms`` (raw or rollups, see the module docstring)."""
     start = now_ms - window_ms
     if window_ms <= RAW_UP_TO_MS:

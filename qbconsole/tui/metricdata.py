@@ -1,17 +1,20 @@
 """The recent window of every Overview figure, read from the store (in the poll worker's thread).
 
 ``read_windows`` reads each figure of ``groups.GROUPS`` over the last minutes in one
-query per metric name (``Store.select``) and reduces it as its spec says: one
-gauge, the worst of several, or counters turned into events per minute.
+query per metric name (``select``) and reduces it as its spec says: one gauge, the
+worst of several, or counters turned into events per minute. The source is a
+:class:`SeriesSource`: the store, or with a Prometheus datasource a
+``qbconsole.datasource.PrometheusReader`` (the same read methods), so the figures
+are the same on both backends.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
-from qbconsole.store import Store
+from qbconsole.store import SeriesInfo
 from qbconsole.tui.groups import BY_LABEL, BYTES_RATE, GAUGE, GROUPS, RATE, WORST, MetricSpec, part_key
 
 WINDOW_MS = 15 * 60 * 1000
@@ -31,6 +34,19 @@ PAIR = "pair"
 """``part_key(key, PAIR)`` holds the second metric of a paired figure (network: bytes sent)."""
 
 Points = tuple[tuple[int, float], ...]
+
+
+class SeriesSource(Protocol):
+    """Where figures are read from: the Store's read methods (a Store or a PrometheusReader)."""
+
+    def select(self, name: str, start: int, end: int, labels: Mapping[str, str] | None = None
+               ) -> list[tuple[SeriesInfo, list[tuple[int, float]]]]: ...
+
+    def series(self, name: str | None = None, labels: Mapping[str, str] | None = None) -> list[SeriesInfo]: ...
+
+    def range(self, series_id: int, start: int, end: int) -> list[tuple[int, float]]: ...
+
+    def rollups(self, series_id: int, start: int, end: int) -> list[tuple[int, int, float, float, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,7 @@ def per_minute(series_points: Iterable[Sequence[tuple[int, float]]], start: int,
     return tuple(((k + 1) * MINUTE_MS, buckets.get(k, 0.0)) for k in range(first, last + 1))
 
 
-def summed_rate(store: Store, name: str, start: int, end: int) -> MetricWindow:
+def summed_rate(store: SeriesSource, name: str, start: int, end: int) -> MetricWindow:
     """The total per-second rate of a byte counter over all non-loopback NICs.
 
     NICs are sampled at slightly different instants, so per-NIC rates are put in
@@ -136,7 +152,7 @@ def worst(candidates: Iterable[MetricWindow], low_is_bad: bool = False) -> Metri
     return best
 
 
-def read_spec(store: Store, spec: MetricSpec, now_ms: int, window_ms: int = WINDOW_MS) -> dict[str, MetricWindow]:
+def read_spec(store: SeriesSource, spec: MetricSpec, now_ms: int, window_ms: int = WINDOW_MS) -> dict[str, MetricWindow]:
     """The windows of one figure: ``{spec.key: ...}`` plus its parts (BY_LABEL values, a pair)."""
     start = now_ms - window_ms
     if spec.how == BYTES_RATE:
@@ -163,7 +179,7 @@ def read_spec(store: Store, spec: MetricSpec, now_ms: int, window_ms: int = WIND
     return {spec.key: MetricWindow(spec.name)}
 
 
-def read_windows(store: Store, now_ms: int, window_ms: int = WINDOW_MS,
+def read_windows(store: SeriesSource, now_ms: int, window_ms: int = WINDOW_MS,
                  specs: Iterable[MetricSpec] | None = None) -> dict[str, MetricWindow]:
     """The windows of every Overview figure (or of ``specs``), keyed by spec key and part key."""
     out: dict[str, MetricWindow] = {}

@@ -160,7 +160,7 @@ class MetricChartScreen(SectionScreen):
     @work(thread=True, exclusive=True, group="history", name="chart history", exit_on_error=False)
     def _read(self, spec: MetricSpec, window_ms: int, now_ms: int) -> None:
         try:
-            history = read_history(self.console.store, spec, window_ms, now_ms)
+            history = read_history(self.console.metrics, spec, window_ms, now_ms)
         except Exception as exc:  # shown under the chart; the next reload tries again
             self.post_message(HistoryReady(None, f"{type(exc).__name__}: {exc}"))
             return
