@@ -1,5 +1,9 @@
 """``qbconsole report (--from T --to T | --last 24h) --format md|html|json [--out FILE]``.
 
+With a Prometheus datasource (the rules file's ``datasource`` or ``qbconsole --datasource URL
+report ...``) the metrics come from Prometheus and the incidents from the store (see
+``qbconsole.report.remote``): the same figures as on the local store.
+
 T is ISO 8601 (``2026-01-01``, ``2026-01-01T10:00``, ``2026-01-01T10:00:00+02:00``;
 no zone means UTC) or seconds since the epoch. The report covers samples after
 --from up to and including --to.
@@ -65,20 +69,48 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
+def _from_prometheus(args: argparse.Namespace, backend, config, start: int, end: int, now: int):
+    """The report with metrics from Prometheus; incidents from the local store when there is one."""
+    from qbconsole.cli import UserError, db_path, open_store
+    from qbconsole.datasource.reader import PrometheusReader
+    from qbconsole.report.remote import build_remote_report
+    from qbconsole.rules.promql.errors import PromQLEvalError
+
+    store = None
+    if db_path(args).exists():
+        store = open_store(args, config)
+    else:
+        print(f"no store at {db_path(args)}: the report has no incidents (alerts live in the store)",
+              file=sys.stderr)
+    try:
+        return build_remote_report(PrometheusReader(backend), store, config, start, end, now_ms=now)
+    except PromQLEvalError as err:
+        raise UserError(f"cannot read the report's metrics: {err}") from None
+    finally:
+        backend.close()
+        if store is not None:
+            store.close()
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from qbconsole.cli import UserError, db_path, load_rules, open_store, rules_path
+    from qbconsole.datasource import build_backend
     from qbconsole.report import build_report, render
 
     now = int(time.time() * 1000)
     start, end = window(args, now)
-    if not db_path(args).exists():
-        raise UserError(f"no store at {db_path(args)} (run `qbconsole agent` first, or pass --db)")
     config = load_rules(rules_path(args))
-    store = open_store(args, config)
-    try:
-        report = build_report(store, config, start, end, now_ms=now)
-    finally:
-        store.close()
+    backend = build_backend(config.datasource, getattr(args, "datasource", None))
+    if backend is None:
+        if not db_path(args).exists():
+            raise UserError(f"no store at {db_path(args)} (run `qbconsole agent` first, or pass --db)")
+        store = open_store(args, config)
+        try:
+            report = build_report(store, config, start, end, now_ms=now)
+        finally:
+            store.close()
+    else:
+        report = _from_prometheus(args, backend, config, start, end, now)
     text = render(report, args.format)
     if args.out:
         try:

@@ -12,6 +12,7 @@ Without the binaries the tests skip, except under CI (``CI`` set), where they fa
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -19,11 +20,13 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from helpers import ROOT, free_port, now_ms, wait_for
+from qbconsole.cli import main
 from qbconsole.config import load_config
 from qbconsole.datasource.prometheus import PrometheusBackend
 from qbconsole.datasource.reader import PrometheusReader
@@ -32,6 +35,8 @@ from qbconsole.report import build_report
 from qbconsole.report.remote import ScratchStore, build_remote_report, fetch_range, final_until
 from qbconsole.report.window import MINUTE
 from qbconsole.store import Store
+from qbconsole.tui import reports_data
+from qbconsole.tui.reports_data import ReportRange
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -279,3 +284,60 @@ def test_the_scratch_store_is_deleted_afterwards(backfilled, config, tmp_path):
     b = backfilled
     build_remote_report(b.reader, None, config, b.now - 10 * MINUTE, b.now, now_ms=b.now, directory=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- wiring: the command line and the console ---------------------------------------------------------
+METRIC_SECTIONS = ("system", "application", "business", "user_experience", "slo")
+
+
+@pytest.mark.parametrize("how", ["--datasource", "rules file"])
+def test_qbconsole_report_reads_prometheus(backfilled, config, tmp_path, capsys, how):
+    b = backfilled
+    start, end = (b.now - 40 * MINUTE) // 1000 * 1000, (b.now - 5 * MINUTE) // 1000 * 1000
+    rules, flags = ROOT / "rules.yaml", ["--datasource", b.prometheus.url]
+    if how == "rules file":
+        rules, flags = tmp_path / "rules.yaml", []
+        rules.write_text((ROOT / "rules.yaml").read_text() + f"\ndatasource: {{kind: prometheus, url: '{b.prometheus.url}'}}\n")
+    code = main(["--db", str(b.local.path), "--rules", str(rules), *flags, "report", "--from", str(start // 1000),
+                 "--to", str(end // 1000), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    remote = json.loads(out.out)
+    local = build_report(b.local, config, start, end, now_ms=b.now).to_dict()
+    for section in METRIC_SECTIONS:
+        assert_same(local[section], remote[section], section)
+    assert remote["incidents"]["count"]["value"] == local["incidents"]["count"]["value"] == 1
+    assert remote["incidents"]["ongoing_from_before"]["value"] == 1  # HighCPU fired before --from
+
+
+def test_qbconsole_report_on_prometheus_without_a_store_has_no_incidents(backfilled, tmp_path, capsys):
+    b = backfilled
+    code = main(["--db", str(tmp_path / "none.db"), "--rules", str(ROOT / "rules.yaml"), "--datasource",
+                 b.prometheus.url, "report", "--last", "30m", "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 0 and "has no incidents" in out.err
+    assert json.loads(out.out)["application"]["requests"]["total"]["value"] > 0
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_qbconsole_report_says_when_prometheus_cannot_answer(tmp_path, capsys):
+    code = main(["--db", str(tmp_path / "none.db"), "--rules", str(ROOT / "rules.yaml"), "--datasource",
+                 f"http://127.0.0.1:{free_port()}", "report", "--last", "1h"])
+    assert code == 1
+    assert "cannot read the report's metrics: prometheus at http://127.0.0.1" in capsys.readouterr().err
+
+
+def test_the_console_builds_reports_from_its_metrics_reader(backfilled, config):
+    b = backfilled
+    start, end = b.now - 45 * MINUTE, b.now - 4 * MINUTE
+    span = ReportRange(start, end)
+    on_prometheus = reports_data.build(SimpleNamespace(store=b.local, metrics=b.reader), config, span, b.now)
+    on_store = reports_data.build(SimpleNamespace(store=b.local, metrics=b.local), config, span, b.now)
+    assert_same(on_store.to_dict(), on_prometheus.to_dict())
+    empty = Store.open(b.local.path.with_name("empty.db"))
+    try:  # the console's store holds no samples on Prometheus: the figures come from Prometheus
+        console = SimpleNamespace(store=empty, metrics=b.reader)
+        assert reports_data.build(console, config, span, b.now).application["requests"]["total"].value == \
+            on_store.application["requests"]["total"].value
+    finally:
+        empty.close()

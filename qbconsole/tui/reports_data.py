@@ -1,7 +1,9 @@
 """The Reports section's pure parts: ranges (presets and custom), the report split into tabs,
 and the export (file name, format, writing).
 
-Building is ``qbconsole.report.build_report``; the tabs are the blocks of
+Building is :func:`build` (``qbconsole.report.build_report`` on the store, or with a
+Prometheus datasource ``qbconsole.report.remote.build_remote_report``: the same figures
+from Prometheus's samples); the tabs are the blocks of
 ``qbconsole.report.layout`` (the same ones the Markdown and HTML exports use),
 so the console shows exactly the figures the exports contain. Times in
 reports are UTC, as in the exports.
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qbconsole.config.durations import parse_duration
-from qbconsole.report import Report, render_html, render_json, render_markdown
+from qbconsole.report import Report, build_report, render_html, render_json, render_markdown
 from qbconsole.report.figures import display, duration_text
 from qbconsole.report.layout import Block, Chart, Heading, Items, Para, Table, blocks
 
@@ -121,6 +123,23 @@ def custom_range(start: str, end: str, now_ms: int) -> ReportRange:
     if end_ms <= start_ms:
         raise ValueError("To must be after From")
     return ReportRange(start_ms, end_ms)
+
+
+def build(console, config, report_range: ReportRange, now_ms: int) -> Report:
+    """The report for ``report_range``: from the console's store, or from Prometheus when the console
+    reads its metrics there (``console.metrics``, a ``PrometheusReader``), its incidents from the store.
+    Safe in a thread worker; a Prometheus that cannot answer raises its PromQLEvalError."""
+    store = console.store
+    metrics = getattr(console, "metrics", None)
+    backend = getattr(metrics, "backend", None)
+    if metrics is None or metrics is store or backend is None:
+        return build_report(store, config, report_range.start_ms, report_range.end_ms, now_ms=now_ms)
+    from qbconsole.datasource.reader import PrometheusReader
+    from qbconsole.report.remote import build_remote_report
+
+    # A reader of its own (same backend): the report's wide reads do not disturb the Overview's cache.
+    return build_remote_report(PrometheusReader(backend), store, config, report_range.start_ms,
+                               report_range.end_ms, now_ms=now_ms)
 
 
 # ---- the report in tabs -----------------------------------------------------------------------
