@@ -36,8 +36,9 @@ def wait_for(predicate, timeout: float, step: float = 0.05):
     return predicate()
 
 
-async def until(pilot, predicate, timeout: float = 5.0, step: float = 0.01) -> None:
-    """Let a Textual pilot run until ``predicate()`` holds; fail the test if it never does."""
+async def until(pilot, predicate, timeout: float = 10.0, step: float = 0.02) -> None:
+    """Let a Textual pilot run (``step`` seconds at a time) until ``predicate()`` holds; fail the
+    test if it still does not after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

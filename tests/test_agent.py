@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from qbconsole.store import Store
+
+from helpers import holder_pid, kill_if_running, qbconsole_process, wait_for
 
 HEARTBEAT = 1.0
 
@@ -24,28 +25,8 @@ sources:
 
 
 def start_agent(db: Path, rules: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "qbconsole", "--db", str(db), "--rules", str(rules),
-         "agent", "--heartbeat", str(HEARTBEAT)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def holder_pid(store: Store) -> int | None:
-    info = store.lease_info()
-    if info is None or info.expires < time.time() * 1000:
-        return None
-    return int(info.holder.rsplit(":", 1)[1])
+    return qbconsole_process(["--db", str(db), "--rules", str(rules), "agent", "--heartbeat", str(HEARTBEAT)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -69,9 +50,7 @@ def env(tmp_path):
 
     yield spawn, store
     for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        kill_if_running(proc, 5)
     for s in store_holder:
         s.close()
 

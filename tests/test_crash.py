@@ -30,18 +30,18 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import pytest
 
 from qbconsole.store import Store
+
+from helpers import ROOT, free_port, holder_pid, kill_if_running, qbconsole_process, serve_http, stop_http, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ RUNS = 22
 HEARTBEAT = 0.5
 TOKEN = "crash-test-ingest-token"
 BATCH = 5  # events per ingest batch, each with its own explicit ts
-ROOT = Path(__file__).resolve().parents[1]
+STEP = 0.02  # seconds between polls
 
 RULES = """
 settings:
@@ -70,12 +70,6 @@ routes:
      repeat_interval: 1h}}
 inhibit_rules: []
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sink:
@@ -108,10 +102,8 @@ class Sink:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def count(self) -> int:
         with self.lock:
@@ -122,8 +114,7 @@ class Sink:
             return self.arrival.wait_for(lambda: len(self.received) > after, timeout)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 class Client(threading.Thread):
@@ -186,11 +177,8 @@ class Agents:
 
     def spawn(self) -> subprocess.Popen:
         log = self.tmp / f"agent-{len(self.procs)}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "qbconsole", "--db", str(self.db), "--rules", str(self.rules),
-                 "agent", "--heartbeat", str(HEARTBEAT)],
-                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
+        proc = qbconsole_process(["--db", str(self.db), "--rules", str(self.rules), "agent", "--heartbeat",
+                                  str(HEARTBEAT)], log=log, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL)
         self.procs.append((proc, log))
         return proc
 
@@ -204,26 +192,7 @@ class Agents:
 
     def close(self) -> None:
         for proc, _ in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-
-
-def wait_for(predicate, timeout: float, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def holder_pid(store: Store) -> int | None:
-    info = store.lease_info()
-    if info is None or info.expires < time.time() * 1000:
-        return None
-    return int(info.holder.rsplit(":", 1)[1])
+            kill_if_running(proc, 5)
 
 
 def stored_batches(store: Store, t0: int) -> dict[int, int]:
@@ -250,14 +219,14 @@ def test_kill_9_at_random_points_loses_no_committed_sample_and_no_notification(t
     kills, takeovers, modes = 0, [], []
     try:
         active = agents.spawn()
-        assert wait_for(db.exists, 15)
+        assert wait_for(db.exists, 15, STEP)
         store = Store.open(db)
-        assert wait_for(lambda: holder_pid(store) == active.pid, 20), agents.log_of(active)
+        assert wait_for(lambda: holder_pid(store) == active.pid, 20, STEP), agents.log_of(active)
         client.start()
         standbys = [agents.spawn(), agents.spawn()]
         started = time.monotonic()
         for run in range(RUNS):
-            assert wait_for(lambda: agents.ready(standbys[0]), 20), agents.log_of(standbys[0])
+            assert wait_for(lambda: agents.ready(standbys[0]), 20, STEP), agents.log_of(standbys[0])
             if rng.random() < 0.5:  # during delivery: just after the sink took a notification
                 modes.append("delivery")
                 seen = sink.count()
@@ -329,7 +298,7 @@ def test_kill_9_at_random_points_loses_no_committed_sample_and_no_notification(t
               f"{raw_duplicates} raw duplicate(s) (same key), takeover max {max(takeovers):.2f}s")
 
         for proc in standbys:
-            assert wait_for(lambda: agents.ready(proc), 20)
+            assert wait_for(lambda: agents.ready(proc), 20, STEP)
         for proc in (active, *standbys):
             proc.send_signal(signal.SIGTERM)
         for proc in (active, *standbys):

@@ -15,13 +15,10 @@ the backlog, and each sink has received each dedup key exactly once.
 from __future__ import annotations
 
 import email
-import socket
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from qbconsole.notify import Notifier, outbox
 from qbconsole.notify.messages import am_fingerprint
@@ -30,13 +27,9 @@ from qbconsole.store import alerts as A
 from qbconsole.tui.app import QBConsoleApp
 from qbconsole.tui.widgets.chrome import StatusLine
 
+from helpers import free_port, serve_http, start_smtp, stop_http, until
+
 FAST_BACKOFF = dict(base_s=0.1, factor=2.0, cap_s=0.4)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HttpSink:
@@ -66,17 +59,13 @@ class HttpSink:
             def log_message(self, *args):
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http(Handler, self.port)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            stop_http(self.server)
             self.server = None
 
     def delivered(self) -> Counter:
@@ -126,26 +115,8 @@ def status_text(app) -> str:
     return str(app.screen.query_one(StatusLine).render())
 
 
-async def until(pilot, predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not met in time"
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "qb.db")
-    yield s
-    s.close()
-
-
 async def test_sinks_down_then_back_deliver_everything_once_and_the_console_shows_the_backlog(
         store, tmp_path, monkeypatch):
-    from aiosmtpd.controller import Controller
-
     real_backoff = outbox.backoff_ms
     monkeypatch.setattr(outbox, "backoff_ms", lambda attempts, rng=None, **kw: real_backoff(
         attempts, rng=rng, **FAST_BACKOFF))
@@ -180,8 +151,7 @@ async def test_sinks_down_then_back_deliver_everything_once_and_the_console_show
 
             hook.start()                                   # the sinks come back
             slack.failing = False
-            controller = Controller(smtp, hostname="127.0.0.1", port=smtp_port)
-            controller.start()
+            controller = start_smtp(smtp, smtp_port)
             await until(pilot, lambda: notifier.backlog().pending == 0, timeout=15)
             await until(pilot, lambda: "pending" not in status_text(app))
             assert "✖ 1 critical ▲ 3 warning" in status_text(app)  # the alerts themselves are still shown

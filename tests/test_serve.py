@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 
 import aiohttp
 import psutil
@@ -20,6 +18,8 @@ import pytest
 from qbconsole.cli import main
 from qbconsole.serve import COOKIE, ConsoleServer, ServeError, check_bind, session_value, viewer_argv
 from qbconsole.store import Store
+
+from helpers import holder_pid, qbconsole_process, serve_http, stop_http, wait_for
 
 
 # ---- refusing to start ---------------------------------------------------------------------
@@ -124,31 +124,11 @@ class _Counter(BaseHTTPRequestHandler):
         pass
 
 
-def _wait(predicate, timeout: float, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def _holder_pid(store: Store) -> int | None:
-    info = store.lease_info()
-    if info is None or info.expires < time.time() * 1000:
-        return None
-    return int(info.holder.rsplit(":", 1)[1])
-
-
 @pytest.fixture
 def probe_target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_http(_Counter)
     yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    server.shutdown()
-    server.server_close()
+    stop_http(server)
 
 
 @pytest.fixture
@@ -158,12 +138,10 @@ def serve_process(tmp_path, probe_target):
     out = tmp_path / "serve.out"
     env = {k: v for k, v in os.environ.items() if k != "QBCONSOLE_SERVE_TOKEN"}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    with open(out, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "qbconsole", "--db", str(tmp_path / "qb.db"),
-                                 "--rules", str(rules), "serve", "--port", "0"],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+    proc = qbconsole_process(["--db", str(tmp_path / "qb.db"), "--rules", str(rules), "serve", "--port", "0"],
+                             log=out, env=env)
     try:
-        url = _wait(lambda: re.search(r"qbconsole serve: (http://\S+?);", out.read_text()), 20)
+        url = wait_for(lambda: re.search(r"qbconsole serve: (http://\S+?);", out.read_text()), 20, 0.1)
         assert url, out.read_text()
         yield proc, url.group(1), tmp_path / "qb.db", out
     finally:
@@ -189,7 +167,7 @@ async def test_serve_two_viewers_run_one_agent_through_the_lease(serve_process):
     loop = asyncio.get_running_loop()
 
     async def wait(predicate, timeout):
-        return await loop.run_in_executor(None, _wait, predicate, timeout)
+        return await loop.run_in_executor(None, wait_for, predicate, timeout, 0.1)
 
     async def drain(ws, seconds):
         received = 0
@@ -207,7 +185,7 @@ async def test_serve_two_viewers_run_one_agent_through_the_lease(serve_process):
         async with aiohttp.ClientSession() as http:
             ws1 = await http.ws_connect(url + "ws?width=100&height=30")
             [first] = await wait(lambda: _viewers(proc.pid), 20)
-            assert await wait(lambda: _holder_pid(store) == first.pid, 30), \
+            assert await wait(lambda: holder_pid(store) == first.pid, 30), \
                 f"the first viewer's agent did not take the lease:\n{out.read_text()[-3000:]}"
             ws2 = await http.ws_connect(url + "ws?width=100&height=30")
             await wait(lambda: len(_viewers(proc.pid)) == 2, 20)
@@ -219,10 +197,10 @@ async def test_serve_two_viewers_run_one_agent_through_the_lease(serve_process):
             hits = _Counter.hits - before
             # one collector at 250 ms makes ~12 requests in 3 s; two would make ~24
             assert 6 <= hits <= 17, hits
-            assert _holder_pid(store) == first.pid and first.is_running() and second.is_running()
+            assert holder_pid(store) == first.pid and first.is_running() and second.is_running()
 
             await ws1.close()  # the holder's viewer leaves: the other console's agent takes over
-            assert await wait(lambda: _holder_pid(store) == second.pid, 15)
+            assert await wait(lambda: holder_pid(store) == second.pid, 15)
             assert await wait(lambda: not first.is_running() or first.status() == psutil.STATUS_ZOMBIE, 10)
             await ws2.close()
             assert await wait(lambda: _viewers(proc.pid) == [] or all(

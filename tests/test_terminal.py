@@ -26,21 +26,12 @@ import pytest
 
 from qbconsole.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, wait_for
+
 TMUX = shutil.which("tmux")
 RULES = "sources:\n  - {name: system, kind: system, interval: 1s}\nsettings: {refresh: 500ms}\n"
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
-
-
-def wait_for(predicate, timeout: float, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 class Tmux:
@@ -102,11 +93,11 @@ def test_first_screen_then_exit_on_hangup(tmp_path, console_env, term, locale):
     pid = tmux.start([sys.executable, "-m", "qbconsole", "--db", str(db), "--rules", str(tmp_path / "rules.yaml")],
                      env)
     try:
-        first = wait_for(lambda: (s := tmux.screen()) and "Overview" in s and "Sources" in s and s, 30)
+        first = wait_for(lambda: (s := tmux.screen()) and "Overview" in s and "Sources" in s and s, 30, 0.1)
         assert first, f"no first screen:\n{tmux.screen()}"
         drawn_after = time.monotonic() - started
         # the embedded agent holds the lease and says so on the status line
-        assert wait_for(lambda: "(this console)" in tmux.screen(), 20), tmux.screen()
+        assert wait_for(lambda: "(this console)" in tmux.screen(), 20, 0.1), tmux.screen()
         assert holder(db) is not None and holder(db).endswith(f":{pid}")
         screen = tmux.screen()
         assert "Traceback" not in screen and "Error" not in screen.split("\n", 1)[0]
