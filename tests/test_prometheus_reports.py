@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from helpers import ROOT, free_port, now_ms, wait_for
+from helpers import ROOT, free_port, now_ms, serve_http, stop_http, wait_for
 from qbconsole.cli import main
 from qbconsole.config import load_config
 from qbconsole.datasource.prometheus import PrometheusBackend
@@ -341,3 +341,107 @@ def test_the_console_builds_reports_from_its_metrics_reader(backfilled, config):
             on_store.application["requests"]["total"].value
     finally:
         empty.close()
+
+
+# ---- live: Prometheus and the local collector scrape the same exporter --------------------------------------
+class Exporter:
+    """A prometheus_client registry served on a free loopback port; the test moves its values."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler
+
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter("http_requests", "requests", ["route", "status"], registry=registry)
+        self.cpu = Gauge("system_cpu_percent", "cpu", registry=registry)
+        self.duration = Histogram("http_request_duration_seconds", "duration", registry=registry,
+                                  buckets=(0.1, 0.25, 0.5, 1.0))
+        for status in ("200", "500"):
+            self.requests.labels("/api/bids", status)  # both series exist (at 0) before the window
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = generate_latest(registry)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = serve_http(Handler)
+        self.target = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        stop_http(self.server)
+
+
+def _samples_after(store: Store, reader: PrometheusReader, t: int) -> bool:
+    """Both scrapers have a sample of every exporter name taken after ``t``."""
+    names = ("http_requests_total", "system_cpu_percent", "http_request_duration_seconds_bucket")
+    end = now_ms()
+    return all(any(pts and pts[-1][0] > t for _, pts in source.select(name, t - 60_000, end))
+               for source in (store, reader) for name in names)
+
+
+def test_live_scrapes_give_the_same_report_within_scrape_timing(tmp_path, config):
+    """Within what scrape timing explains: each scraper samples the exporter at its own moments
+    (1 s apart, with its own phase), so a gauge that moved in the window has a slightly different
+    number of samples at each value on each side: its average may differ by about one sample's
+    share, while its peak and every counter increase (the activity happens between scrapes, and
+    each side has a sample before the window and after the last change) are the same."""
+    _require_binaries()
+    from qbconsole.agent import Agent
+
+    exporter = Exporter()
+    prometheus = Prometheus(tmp_path, {"exporter": exporter.target})
+    rules = tmp_path / "local.yaml"
+    rules.write_text("settings: {evaluation_interval: 1s}\nsources:\n"
+                     f"  - {{name: exporter, kind: prometheus, url: 'http://{exporter.target}/metrics', interval: 1s}}\n")
+    store = Store.open(tmp_path / "local.db")
+    agent = Agent(store, rules, holder="live-test", heartbeat_s=0.5)
+    backend = PrometheusBackend(prometheus.url)
+    reader = PrometheusReader(backend)
+    agent.start()
+    try:
+        exporter.cpu.set(20)
+        begin = now_ms()
+        assert wait_for(lambda: _samples_after(store, reader, begin), 30, 0.2), "both scrapers see the exporter"
+        start = now_ms()
+        time.sleep(1.5)  # quiet: both sides take a sample at the start's values
+        exporter.requests.labels("/api/bids", "200").inc(120)
+        exporter.requests.labels("/api/bids", "500").inc(3)
+        for i in range(40):
+            exporter.duration.observe(0.05 + i * 0.02)
+        exporter.cpu.set(40)
+        time.sleep(3)
+        exporter.cpu.set(60)
+        exporter.requests.labels("/api/bids", "200").inc(30)
+        time.sleep(3)
+        end = now_ms()
+        assert wait_for(lambda: _samples_after(store, reader, end), 15, 0.2), "both scrapers caught up"
+        now = now_ms()
+        local = build_report(store, config, start, end, now_ms=now)
+        remote = build_remote_report(reader, store, config, start, end, now_ms=now)
+    finally:
+        agent.stop()
+        backend.close()
+        store.close()
+        prometheus.stop()
+        exporter.stop()
+    assert remote.to_dict().keys() == local.to_dict().keys()
+    la, ra = local.application, remote.application
+    assert ra["requests"]["total"].value == la["requests"]["total"].value == 153
+    assert ra["errors"]["total"].value == la["errors"]["total"].value == 3
+    for q in ("p95", "p99"):
+        assert ra["response_time"][q].value == pytest.approx(la["response_time"][q].value, rel=1e-9)
+    assert ra["response_time"]["average"].value == pytest.approx(la["response_time"]["average"].value, rel=1e-9)
+    lc, rc = local.system["cpu"], remote.system["cpu"]
+    assert rc["peak"].value == lc["peak"].value == 60
+    n = min(int(lc["average"].method.split()[2].replace(",", "")), int(rc["average"].method.split()[2].replace(",", "")))
+    assert abs(rc["average"].value - lc["average"].value) <= 2 * (60 - 20) / n  # a sample or two per change
+    lo_slo = {o["name"]: o["status"] for o in local.slo["objectives"]}
+    assert {o["name"]: o["status"] for o in remote.slo["objectives"]} == lo_slo
