@@ -180,7 +180,7 @@ class PrometheusReader:
         lo = start
         while lo <= end:
             hi = min(end, lo + CHUNK_MS - 1)
-            body = self.client.get("/api/v1/query", {"query": f"{sel}[{hi - lo}ms]", "time": _seconds(hi),
+            body = self.client.get("/api/v1/query", {"query": f"{sel}[{max(1, hi - lo)}ms]", "time": _seconds(hi),
                                                      "timeout": f"{self.client.timeout_s:g}s"})
             kind, value = results.instant_value(body)
             if kind != "matrix":
