@@ -8,9 +8,8 @@ import re
 import sqlite3
 import sys
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,8 @@ from qbconsole.actions.specs import build
 from qbconsole.config import parse_config
 from qbconsole.model import Sample
 from qbconsole.store import Store
+
+from helpers import serve_http, stop_http
 
 T0 = 1_700_000_000_000
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
@@ -154,12 +155,9 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Recorder.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = serve_http(Recorder)
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    stop_http(httpd)
 
 
 def test_http_executor_sends_the_exact_request_with_headers_from_the_environment(server):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from qbconsole.actions.indexes import analyse, parameter_count, suggest, tokens
 from qbconsole.config import parse_config
 from qbconsole.model import Sample
 from qbconsole.store import Store
+
+from helpers import serve_http, stop_http
 
 T0 = 1_700_000_000_000
 BID_LOOKUP = "SELECT id, user_id, amount FROM bids WHERE auction_id = ? ORDER BY amount DESC LIMIT 10"
@@ -129,11 +130,9 @@ def platform(db):
                            {"name": "auction_get", "sql": "SELECT * FROM auctions WHERE id = ?",
                             "avg_seconds": 0.0001}]
     SlowQueries.created, SlowQueries.db = [], db
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SlowQueries)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = serve_http(SlowQueries)
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    stop_http(httpd)
 
 
 def engine(store, via: str, env) -> ActionEngine:

@@ -9,8 +9,7 @@ import os
 import random
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -21,6 +20,8 @@ from qbconsole.demo.load import LoadConfig, check_loopback, run_load
 from qbconsole.demo.scenarios import get_scenario
 from qbconsole.demo.spawn import start_platform
 from qbconsole.demo.visitor import Api, Behaviour, LoadStats, credential_stuffing, p95, scrape_burst
+
+from helpers import serve_http, stop_http
 
 TOKEN = "load-test-admin-token"
 INGEST_TOKEN = "load-test-ingest-token"
@@ -46,10 +47,8 @@ class Sink:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_http(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def beacon_requests(self) -> list[dict]:
         return [r for r in self.requests if r["path"] == "/v1/events"]
@@ -58,8 +57,7 @@ class Sink:
         return [json.loads(line) for r in self.beacon_requests() for line in r["body"].decode().splitlines()]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 @pytest.fixture

@@ -13,11 +13,9 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +29,8 @@ from qbconsole.notify import Notifier, outbox
 from qbconsole.notify.messages import am_fingerprint
 from qbconsole.store import Store
 from qbconsole.store import alerts as A
+
+from helpers import serve_http, start_smtp, stop_http, wait_for
 
 T0 = 1_800_000_000_000
 S, M = 1000, 60_000
@@ -84,17 +84,13 @@ class HttpSink:
             def log_message(self, *args):
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http(Handler, port)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            stop_http(self.server)
             self.server = None
 
     def url(self, path: str) -> str:
@@ -108,13 +104,6 @@ def sink():
     if s.hold is not None:
         s.hold.set()
     s.stop()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "qb.db")
-    yield s
-    s.close()
 
 
 def all_route(*channels, **kw):
@@ -395,9 +384,7 @@ def test_kill_9_mid_send_leaves_the_row_pending_and_it_is_sent_once_more(tmp_pat
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), json.dumps(channels), json.dumps(routes),
                               str(T0)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while not sink.requests and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: sink.requests, 20, 0.02)
         assert len(sink.requests) == 1
     finally:
         os.kill(child.pid, signal.SIGKILL)
@@ -475,12 +462,6 @@ def test_no_secret_in_errors_events_or_logs(store, sink, caplog):
 
 
 # ---- email --------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class SmtpHandler:
     def __init__(self) -> None:
         self.messages = []
@@ -500,10 +481,8 @@ class SmtpHandler:
 
 @pytest.fixture
 def smtp():
-    from aiosmtpd.controller import Controller
     handler = SmtpHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
+    controller = start_smtp(handler)
     yield handler, controller.port
     controller.stop()
 
@@ -549,7 +528,6 @@ def test_email_refusals_5xx_fail_4xx_retry(store, smtp, reply, state):
 def test_email_starttls_and_login(store, tmp_path):
     import ssl
 
-    from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
     openssl = "/usr/bin/openssl"
     if not os.path.exists(openssl):
@@ -566,9 +544,8 @@ def test_email_starttls_and_login(store, tmp_path):
         handler.logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.password == b"smtp-pass-1", handled=False)
 
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), tls_context=server_tls,
-                            require_starttls=True, authenticator=authenticator, auth_require_tls=True)
-    controller.start()
+    controller = start_smtp(handler, tls_context=server_tls, require_starttls=True, authenticator=authenticator,
+                            auth_require_tls=True)
     try:
         good = _mail(controller.port, starttls=True, username="qb", password="smtp-pass-1", ca_file=str(cert))
         n = Notifier(store, [good], all_route("email"), inhibit_cfg=[])

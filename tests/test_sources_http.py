@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import socket
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from qbconsole.catalog import CATALOG
 from qbconsole.collect import HttpProbeSource, Scheduler, build_sources
 from qbconsole.config import ConfigError, parse_config
+
+from helpers import free_port, serve_http, stop_http, wait_for
 
 NOW = 1_700_000_000_000
 SECRET = "s3cret-probe-token"
@@ -64,15 +64,11 @@ class Site:
 
             do_GET = do_HEAD = do_POST = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 @pytest.fixture
@@ -119,9 +115,7 @@ def test_expected_status(site, path, expected, success, status):
 
 
 def test_refused_connection_is_a_failed_probe_not_an_error():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     got = values(probe(f"http://127.0.0.1:{port}/").collect(NOW))
     assert got["probe_success"] == 0.0 and got["probe_http_status"] == 0.0
 
@@ -188,9 +182,7 @@ def test_the_scheduler_keeps_a_failing_probe_up(site):
     scheduler = Scheduler(batches.extend, [src], on_status=statuses.append)
     scheduler.start()
     try:
-        deadline = time.monotonic() + 5
-        while not statuses and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: statuses, 5, 0.02)
     finally:
         scheduler.stop()
     assert statuses[0].up and statuses[0].last_error is None

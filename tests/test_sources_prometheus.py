@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,8 @@ from qbconsole.collect import PrometheusSource, Scheduler, ScrapeFailed, build_s
 from qbconsole.collect.prometheus import parse_exposition
 from qbconsole.model import Sample, is_stale
 from qbconsole.store import Store
+
+from helpers import free_port, serve_http, stop_http, wait_for
 
 FIXTURES = Path("/work/shared/fixtures")
 NOW = 1_700_000_000_000
@@ -49,15 +49,12 @@ class Exporter:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_http(Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/metrics"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 @pytest.fixture
@@ -257,9 +254,7 @@ def test_an_error_answer_fails_the_scrape_with_one_line_and_marks_everything_sta
 
 
 def test_connection_refused_fails_the_scrape():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(ScrapeFailed, match=rf"cannot scrape http://127.0.0.1:{port}/metrics: ConnectError"):
         scraper(f"http://127.0.0.1:{port}/metrics").collect(NOW)
 
@@ -284,9 +279,7 @@ def test_the_scheduler_shows_the_failure_as_one_line(exporter):
     scheduler = Scheduler(lambda batch: None, [scraper(exporter.url)], on_status=statuses.append)
     scheduler.start()
     try:
-        deadline = time.monotonic() + 5
-        while not statuses and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: statuses, 5, 0.02)
     finally:
         scheduler.stop()
     assert not statuses[0].up

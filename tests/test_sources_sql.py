@@ -16,6 +16,8 @@ from qbconsole.config import ConfigError, parse_config
 from qbconsole.model import Sample
 from qbconsole.store import Store
 
+from helpers import wait_for
+
 NOW = 1_700_000_000_000
 
 
@@ -178,9 +180,7 @@ def test_scheduler_reports_a_failing_query_as_a_down_source(db):
     scheduler = Scheduler(batches.append, [src], on_status=statuses.append)
     scheduler.start()
     try:
-        deadline = time.monotonic() + 5
-        while not statuses and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: statuses, 5, 0.02)
     finally:
         scheduler.stop()
     status = statuses[0]
