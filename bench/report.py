@@ -1,6 +1,7 @@
 """Benchmark the performance report: a 7-day report over 100 series.
 
     python bench/report.py [--json] [--days 7] [--step 15] [--repeats 3]
+    python bench/report.py --datasource [--hours 1] [--step 15]   # the same data read from Prometheus
 
 Seeds a temporary store the way a running agent leaves it: 100 series of the
 platform, system, probe, business and real-user metrics, one sample every
@@ -107,12 +108,12 @@ def _value(name: str, labels: dict, kind: str, k: int, rng: random.Random, state
     return max(0.0, 50 + 25 * day + 10 * rng.random())
 
 
-def seed(store: Store, days: int, step_ms: int) -> int:
+def seed(store: Store, window_ms: int, step_ms: int, *, purge: bool = True) -> int:
     plan = series_plan()
     rng = random.Random(6)
-    start = T_END - 2 * days * DAY_MS
-    n = 2 * days * DAY_MS // step_ms
-    window_k = days * DAY_MS // step_ms
+    start = T_END - 2 * window_ms
+    n = 2 * window_ms // step_ms
+    window_k = window_ms // step_ms
     state: dict = {"restarts": {window_k + window_k // 3, window_k + 2 * window_k // 3}}
     written = 0
     chunk = 2000
@@ -125,7 +126,8 @@ def seed(store: Store, days: int, step_ms: int) -> int:
                 state.pop(("http_request_duration_seconds_bucket", route, k), None)
             state.pop(("db_query_duration_seconds_bucket", "auction_view", k), None)
     store.rollup(T_END)
-    store.purge(T_END)  # the week before the report keeps only its rollups
+    if purge:
+        store.purge(T_END)  # the week before the report keeps only its rollups
     return written
 
 
@@ -137,20 +139,106 @@ def raw_scan(store: Store, start: int, end: int) -> float:
     return time.perf_counter() - t
 
 
+def datasource_bench(args) -> int:
+    """The report over ``--hours`` read from Prometheus: the seeded samples (window and previous
+    period, all raw) are backfilled into a Prometheus (promtool blocks; a free loopback port and
+    a temporary directory, stopped afterwards), and build_remote_report is timed against
+    build_report on the local store holding the same samples."""
+    import shutil
+    import socket
+    import subprocess
+
+    import httpx
+
+    from qbconsole.datasource.prometheus import PrometheusBackend
+    from qbconsole.datasource.reader import PrometheusReader
+    from qbconsole.report.remote import build_remote_report
+
+    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    if not (prometheus and promtool):
+        print("prometheus and promtool are needed (make system-deps)", file=sys.stderr)
+        return 2
+    window_ms, step_ms = int(args.hours * 3_600_000), int(args.step * 1000)
+    config = load_config(DEFAULT_RULES)
+    start, end = T_END - window_ms, T_END
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "bench.db", raw_retention_s=400 * 86400)
+        proc = None
+        try:
+            samples = seed(store, window_ms, step_ms, purge=False)
+            with open(Path(tmp) / "input.om", "w") as out:
+                for name in store.names():
+                    for info, points in store.select(name, 0, T_END):
+                        labels = ",".join(f'{k}="{v}"' for k, v in sorted(info.labels.items()))
+                        out.writelines(f"{name}{{{labels}}} {v!r} {ts / 1000:.3f}\n" for ts, v in points)
+                out.write("# EOF\n")
+            subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(Path(tmp) / "input.om"),
+                            str(Path(tmp) / "data")], check=True, capture_output=True)
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            (Path(tmp) / "prometheus.yml").write_text("scrape_configs: []\n")
+            proc = subprocess.Popen([prometheus, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
+                                     "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            backend = PrometheusBackend(url, timeout_s=60)
+            remote_times, local_times = [], []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                report = build_remote_report(PrometheusReader(backend), store, config, start, end, now_ms=end + 60_000)
+                remote_times.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                build_report(store, config, start, end, now_ms=end + 60_000)
+                local_times.append(time.perf_counter() - t)
+            backend.close()
+            figures = sum(1 for f in report.figures() if f.value is not None)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+            store.close()
+    result = {"prometheus_report_s": round(statistics.median(remote_times), 3),
+              "prometheus_runs_s": [round(x, 3) for x in remote_times],
+              "local_report_s": round(statistics.median(local_times), 3), "hours": args.hours, "step_s": args.step,
+              "series": 100, "samples": samples, "figures_with_a_value": figures}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.hours:g}-hour report over 100 series, a sample every {args.step:g} s "
+              f"({samples:,} samples: the window and the previous period)")
+        print(f"prometheus  {result['prometheus_report_s']:.3f} s  (median of {args.repeats}: "
+              f"{', '.join(f'{x:.3f}' for x in remote_times)}), {figures} figures with a value")
+        print(f"local       {result['local_report_s']:.3f} s  (the same samples in the local store)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--step", type=float, default=15.0, help="seconds between samples (default 15)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--datasource", action="store_true",
+                    help="time the report read from a real Prometheus instead (see datasource_bench)")
+    ap.add_argument("--hours", type=float, default=1.0, help="the Prometheus report's window (default 1 h)")
     args = ap.parse_args()
+    if args.datasource:
+        return datasource_bench(args)
     step_ms = int(args.step * 1000)
     config = load_config(DEFAULT_RULES)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "bench.db", raw_retention_s=args.days * 86400)
         try:
             t = time.perf_counter()
-            samples = seed(store, args.days, step_ms)
+            samples = seed(store, args.days * DAY_MS, step_ms)
             seed_s = time.perf_counter() - t
             start, end = T_END - args.days * DAY_MS, T_END
             times = []
