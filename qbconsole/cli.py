@@ -69,6 +69,18 @@ def open_store(args: argparse.Namespace, config=None):
         raise UserError(f"cannot open store {path}: {err.strerror or err}") from None
 
 
+def chart_source(store, datasource, url_override: str | None):
+    """(what the console's charts read, the backend to close on exit): a PrometheusReader over
+    a Prometheus datasource (``--datasource URL`` or the rules file's), else the store and None."""
+    from qbconsole.datasource import build_backend, metrics_reader
+
+    try:
+        backend = build_backend(datasource, url_override)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return metrics_reader(store, backend), backend
+
+
 def parse_since(text: str) -> float:
     """'15m' -> 900.0 seconds (Prometheus duration syntax)."""
     from qbconsole.config import parse_duration
@@ -114,13 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from qbconsole.agent import Agent
     from qbconsole.tui.app import QBConsoleApp
 
+    metrics, backend = chart_source(store, config.datasource, args.datasource)
     agent = Agent(store, path, config=config, datasource_url=args.datasource)
     app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme,
-                       operator=args.operator)
+                       operator=args.operator, metrics=metrics)
     try:
         app.run()
     finally:
         agent.stop()
+        if backend is not None:
+            backend.close()
         store.close()
     return app.return_code or 0
 
@@ -141,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         setup_logging(args.verbose, logfile=Path(args.db + ".log"))
     stop = threading.Event()
-    store = agent = None
+    store = agent = backend = None
     try:
         try:
             demo.start()
@@ -149,7 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise UserError(f"the demo platform did not start: {err} (see {demo.dir}/platform.log)") from None
         config = load_rules(demo.rules_path)
         store = open_store(args, config)
-        agent = Agent(store, demo.rules_path, config=config)
+        agent = Agent(store, demo.rules_path, config=config, datasource_url=args.datasource)
         if args.headless:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
@@ -164,13 +179,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 demo.start_load()
 
         threading.Thread(target=load_when_ingest_is_up, name="qbconsole-demo-load", daemon=True).start()
-        app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme)
+        metrics, backend = chart_source(store, config.datasource, args.datasource)
+        app = QBConsoleApp(store, agent=agent, refresh=config.settings.refresh, theme=args.theme, metrics=metrics)
         app.run()
         return app.return_code or 0
     finally:
         stop.set()
         if agent is not None:
             agent.stop()
+        if backend is not None:
+            backend.close()
         demo.stop()
         if store is not None:
             store.close()

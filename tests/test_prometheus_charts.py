@@ -28,6 +28,8 @@ from textual.widgets import Static
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from qbconsole.agent import Agent
+from qbconsole.cli import UserError, chart_source
+from qbconsole.config.model import DatasourceConfig
 from qbconsole.datasource import PrometheusReader, metrics_reader
 from qbconsole.datasource.prometheus import PrometheusBackend
 from qbconsole.rules.promql.errors import PromQLEvalError
@@ -216,6 +218,19 @@ def test_a_prometheus_that_does_not_answer_is_a_read_error(seeded):
     finally:
         reader.close()
     assert metrics_reader(store, None) is store
+
+
+def test_the_cli_gives_the_console_a_reader_only_with_a_prometheus_datasource(tmp_path):
+    with Store.open(tmp_path / "qb.db") as store:
+        assert chart_source(store, DatasourceConfig(), None) == (store, None)
+        reader, backend = chart_source(store, DatasourceConfig(), "http://127.0.0.1:9090")
+        assert isinstance(reader, PrometheusReader) and reader.backend is backend and backend.url == "http://127.0.0.1:9090"
+        backend.close()
+        reader, backend = chart_source(store, DatasourceConfig(kind="prometheus", url="http://prom.test:9090"), None)
+        assert isinstance(reader, PrometheusReader) and backend.url == "http://prom.test:9090"
+        backend.close()
+        with pytest.raises(UserError, match="http"):
+            chart_source(store, DatasourceConfig(), "prom.test:9090")
 
 
 # ---- the console on the Prometheus backend -----------------------------------------------------
