@@ -58,13 +58,6 @@ class Clock:
         return self.ms / 1000
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "qb.db")
-    yield s
-    s.close()
-
-
 def engine_for(store, text: str, env=None, clock=None) -> ActionEngine:
     config = parse_config(text, "rules.yaml", env={})
     return ActionEngine(store, config, env=env if env is not None else dict(os.environ), interval_s=0,

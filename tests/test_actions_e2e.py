@@ -28,6 +28,8 @@ from qbconsole.rules.promql import Evaluator, StoreQuerier
 from qbconsole.rules.ruleset import rule_groups
 from qbconsole.store import Store
 
+from helpers import until
+
 TOKEN = "e2e-admin-token-5d1c"
 DB_AVG = "quickbid:db_query_duration_seconds:avg15s"
 LATENCY = "quickbid:http_request_duration_seconds:avg15s"
@@ -73,12 +75,6 @@ async def approve_in_console(store: Store, config, proposal_ids: list[int], tmp_
 
     app = QBConsoleApp(store, operator="e2e-operator", settings_path=tmp_path / "settings.json",
                        agent=SimpleNamespace(config=config, start=lambda: None, stop=lambda: None))
-
-    async def until(pilot, predicate, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "the console did not get there in time"
-            await pilot.pause(0.05)
 
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("3")

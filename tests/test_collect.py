@@ -20,14 +20,12 @@ from qbconsole.collect import system as system_module
 from qbconsole.collect.scheduler import next_start
 from qbconsole.model import Sample
 
+from helpers import wait_for
 
-def wait_until(predicate, timeout: float = 3.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+
+def wait_until(predicate):
+    """Up to 3 s, polling every 10 ms: the fake sources here run every few tens of ms."""
+    return wait_for(predicate, 3.0, 0.01)
 
 
 # ---- the system source ------------------------------------------------------------

@@ -35,13 +35,6 @@ IDS = [f"user-{i}" for i in range(100_000)]
 METRICS = (Metric("conversion", "purchase", "conversion"), Metric("revenue", "purchase", "value"))
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store.db")
-    yield s
-    s.close()
-
-
 def spec(name="bid", variants=("control", "treatment"), weights=(50, 50), **kw) -> Spec:
     return Spec(name, tuple(variants), tuple(weights), kw.pop("metrics", METRICS), **kw)
 

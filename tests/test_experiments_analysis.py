@@ -12,20 +12,12 @@ from qbconsole.experiments.analyze import SEQUENTIAL_TUNING, analyze
 from qbconsole.experiments.assign import expose, track
 from qbconsole.experiments.model import Metric, Spec
 from qbconsole.experiments.verdict import decide
-from qbconsole.store import Store
 
 T0 = 1_767_225_600_000
 DAY = 86_400_000
 CONVERSION = Metric("conversion", "purchase", "conversion")
 REVENUE = Metric("revenue", "purchase", "value")
 VIEWS = Metric("views", "view", "count")
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 def create(store, variants=("control", "treatment"), weights=(50, 50), metrics=(CONVERSION,), **kw):

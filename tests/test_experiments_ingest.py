@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -13,22 +12,12 @@ from qbconsole.experiments.analyze import analyze
 from qbconsole.experiments.assign import assign
 from qbconsole.experiments.model import Metric, Spec
 from qbconsole.ingest import IngestServer
-from qbconsole.store import Store
+
+from helpers import now_ms
 
 TOKEN = "experiments-ingest-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 METRICS = (Metric("conversion", "purchase", "conversion"), Metric("revenue", "purchase", "value"))
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

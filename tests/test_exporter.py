@@ -19,12 +19,6 @@ from qbconsole.store.alerts import insert_alert
 NOW = 1_800_000_000_000
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "qb.db") as s:
-        yield s
-
-
 def scrape(collector) -> dict:
     text = generate_latest(registry_for(collector)).decode()
     return {f.name: f for f in text_string_to_metric_families(text)}

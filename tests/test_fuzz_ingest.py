@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 
 import httpx
 import pytest
@@ -30,10 +29,6 @@ TOKEN = "fuzz-ingest-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_BODY = 4096
 TABLES = ("samples", "series", "experiments", "exposures", "experiment_events")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 GOOD = [

@@ -15,19 +15,10 @@ from qbconsole.ingest import recorder as recorder_module
 from qbconsole.model import Sample
 from qbconsole.store import Store
 
+from helpers import now_ms
+
 TOKEN = "ingest-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

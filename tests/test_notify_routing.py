@@ -7,8 +7,6 @@ in test_notify_delivery.py).
 
 from __future__ import annotations
 
-import pytest
-
 from qbconsole.notify import Notifier
 from qbconsole.notify import outbox, routing
 from qbconsole.notify.config import parse_route
@@ -29,13 +27,6 @@ class Recorder:
 
     def close(self):
         pass
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "qb.db")
-    yield s
-    s.close()
 
 
 CHANNELS = [
