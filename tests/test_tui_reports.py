@@ -126,12 +126,14 @@ async def test_the_report_is_built_off_the_ui_thread_and_shows_build_reports_fig
     seen: list[threading.Thread] = []
     release = threading.Event()
 
+    real_build = reports_screen.build_from_source
+
     def slow_build(*args, **kw):  # the real build, held until the test has looked at the UI meanwhile
         seen.append(threading.current_thread())
         release.wait(5)
-        return build_report(*args, **kw)
+        return real_build(*args, **kw)
 
-    monkeypatch.setattr(reports_screen, "build_report", slow_build)
+    monkeypatch.setattr(reports_screen, "build_from_source", slow_build)
     app = make_app(store, tmp_path)
     async with app.run_test(size=(130, 40)) as pilot:
         await until(pilot, lambda: app.snapshot is not None)

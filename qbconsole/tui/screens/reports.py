@@ -1,8 +1,9 @@
 """Reports: a performance report over a range, in tabs, with charts; ``e`` exports it.
 
 The range is a preset (last 1h / 6h / 24h / 7d: the buttons, or ``p`` to cycle)
-or From/To typed after ``c``. The report is built by
-``qbconsole.report.build_report`` in a thread worker (a 7-day report can take
+or From/To typed after ``c``. The report is built by ``reports_data.build``
+(``qbconsole.report.build_report`` over the store, or over Prometheus's samples when
+it is the datasource) in a thread worker (a 7-day report can take
 a second or two), only when the range changes or on ``r``, never on a poll;
 while it builds the last report stays shown, marked as such. The tabs hold
 the report's own blocks (the same the Markdown and HTML exports contain).
@@ -26,9 +27,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static, TabbedContent, TabPane
 
-from qbconsole.report import Report, build_report
+from qbconsole.report import Report
 from qbconsole.report.layout import Block, Chart, Items, Para, Table
 from qbconsole.tui.modals.export_report import ExportModal, ExportRequest
+from qbconsole.tui.reports_data import build as build_from_source
 from qbconsole.tui.reports_data import (
     DEFAULT_PRESET, PRESETS, TABS, ReportRange, custom_range, next_preset, preset_range, report_tabs,
     write_export,
@@ -195,8 +197,7 @@ class ReportsScreen(SectionScreen):
         config = getattr(self.console.agent, "config", None)
         thread = threading.current_thread().name
         try:
-            report = build_report(self.console.store, config, report_range.start_ms, report_range.end_ms,
-                                  now_ms=self._now_ms())
+            report = build_from_source(self.console, config, report_range, self._now_ms())
         except Exception as err:  # shown in the bar; the last report stays
             self.post_message(ReportBuilt(serial, report_range, None, time.perf_counter() - started, thread,
                                           f"{type(err).__name__}: {err}"))
