@@ -29,6 +29,7 @@ from qbconsole.tui.screens.metric_chart import MetricChartScreen
 from qbconsole.tui.targets import Status, Target, judge
 from qbconsole.tui.timefmt import span
 from qbconsole.tui.widgets.chart import ChartData, ChartSeries, TimeChart
+from qbconsole.tui.widgets.line import Line
 from qbconsole.tui.widgets.metric_row import MetricRow, header_content
 from qbconsole.tui.widgets.tile import Tile, TileView
 
@@ -121,7 +122,7 @@ class GroupPane(Vertical):
         self.group = group
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="rows-header")
+        yield Line("", classes="rows-header")
         yield VerticalScroll(classes="rows", can_focus=False)
         chart = Vertical(classes="preview")
         chart.border_title = "—"
@@ -150,7 +151,7 @@ class OverviewScreen(SectionScreen):
         self._preview_key: dict[str, str] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="group-bar")
+        yield Line("", id="group-bar")
         with ContentSwitcher(initial=f"group-{SYSTEM.key}", id="groups"):
             with Grid(id="group-system", classes="group-pane"):
                 loopback = ", ".join(sorted(LOOPBACK_NICS))
@@ -176,8 +177,8 @@ class OverviewScreen(SectionScreen):
 
     def _show_group_bar(self, snapshot: Snapshot, targets: Mapping[str, Target]) -> None:
         counts = {g.key: group_statuses(g, snapshot.metrics, targets) for g in GROUPS}
-        bar = self.query_one("#group-bar", Static)
-        bar.update(group_bar_content(GROUPS, self.group, counts, bar.content_region.width or None))
+        bar = self.query_one("#group-bar", Line)
+        bar.show(group_bar_content(GROUPS, self.group, counts, bar.content_region.width or None))
 
     def _show_group(self, group: Group, snapshot: Snapshot, targets: Mapping[str, Target]) -> None:
         pane = self.query_one(f"#group-{group.key}", GroupPane)
@@ -200,10 +201,10 @@ class OverviewScreen(SectionScreen):
             previous = row
         for key, _spec_key, view in rows:
             existing[key].show(view)
-        header = pane.query_one(".rows-header", Static)
+        header = pane.query_one(".rows-header", Line)
         first = next(iter(existing.values()), None)
         width = (first.size.width if first is not None and first.size.width else 0) or header.content_region.width
-        header.update(header_content(width or self.size.width - 4, WINDOW_TEXT))
+        header.show(header_content(width or self.size.width - 4, WINDOW_TEXT))
         self._show_preview(group, snapshot)
 
     def _row_description(self, key: str, spec_key: str) -> str:
@@ -220,7 +221,9 @@ class OverviewScreen(SectionScreen):
         pane = self.query_one(f"#group-{group.key}", GroupPane)
         preview = pane.query_one(".preview", Vertical)
         title = next((row.view.title for row in pane.query(MetricRow) if row.key == key and row.view), spec.title)
-        preview.border_title = f"{title} · last {WINDOW_TEXT}"
+        border_title = f"{title} · last {WINDOW_TEXT}"
+        if preview.border_title != border_title:
+            preview.border_title = border_title
         target = self.console.targets().get(spec.name) if key == spec.key else None
         pane.query_one(TimeChart).show(ChartData(
             (ChartSeries(title, window.points),), chart_end(snapshot.now_ms), WINDOW_MS, y_max=spec.y_max,

@@ -135,7 +135,7 @@ class StatusLine(Static):
         content = status_content(snapshot, own_holder, width)
         if content != self._content:
             self._content = content
-            self.update(content)
+            self.update(content, layout=False)  # one line, always the screen's width
 
     def on_resize(self) -> None:
         if self._last is not None:

@@ -70,10 +70,15 @@ class Tile(Vertical, can_focus=True):
         """Update the texts and the chart, only where they changed (most polls change nothing)."""
         if view == self._view:
             return
-        self._view = view
-        self.query_one(".tile-value", Static).update(view.value)
-        self.query_one(".tile-status", Static).update(STATUS_LABELS[view.status])
-        self.query_one(".tile-detail", Static).update(view.detail)
+        previous, self._view = self._view, view
+        # One-line texts of fixed size: a repaint, not a layout pass (the status word is
+        # auto-width, so a new status is laid out).
+        if previous is None or view.value != previous.value:
+            self.query_one(".tile-value", Static).update(view.value, layout=False)
+        if previous is None or view.detail != previous.detail:
+            self.query_one(".tile-detail", Static).update(view.detail, layout=False)
+        if view.status is not self.status or previous is None:
+            self.query_one(".tile-status", Static).update(STATUS_LABELS[view.status])
         if view.status is not self.status:
             self.set_class(False, STATUS_CLASSES[self.status])
             self.set_class(True, STATUS_CLASSES[view.status])
