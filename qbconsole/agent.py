@@ -16,20 +16,24 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qbconsole.alertmanager import build_sync
-from qbconsole.actions import ActionEngine
-from qbconsole.collect import Scheduler, build_sources
 from qbconsole.config import Config, ConfigError, load_config
-from qbconsole.experiments import sync_from_config
-from qbconsole.datasource import build_backend, generator_url
-from qbconsole.exporter import MetricsServer, StoreCollector
-from qbconsole.ingest import IngestServer
 from qbconsole.model import Sample
-from qbconsole.notify import Notifier
-from qbconsole.rules.engine import RulesEngine
 from qbconsole.rules.ruleset import rule_groups
 from qbconsole.store import SourceStatus, Store
+
+if TYPE_CHECKING:
+    from qbconsole.actions import ActionEngine
+    from qbconsole.collect import Scheduler
+    from qbconsole.exporter import MetricsServer
+    from qbconsole.ingest import IngestServer
+    from qbconsole.notify import Notifier
+    from qbconsole.rules.engine import RulesEngine
+
+# The agent's working parts (collectors, engine, notifier, actions, servers; httpx,
+# prometheus_client, ...) are imported where the agent activates, in its own thread:
+# a console constructs its Agent before the first frame and should not wait for them.
 
 log = logging.getLogger("qbconsole.agent")
 
@@ -177,6 +181,12 @@ class Agent:
         return info.holder if info else "nobody"
 
     def _activate(self) -> None:
+        from qbconsole.actions import ActionEngine
+        from qbconsole.alertmanager import build_sync
+        from qbconsole.collect import Scheduler
+        from qbconsole.datasource import build_backend
+        from qbconsole.rules.engine import RulesEngine
+
         sources = self._sources(self.config)
         log.info("lease acquired by %s; starting %d source(s)", self.holder, len(sources))
         self.backend = self._make_backend(self.config)
@@ -231,6 +241,8 @@ class Agent:
 
     # ---- datasource, /metrics and Alertmanager -------------------------------------------
     def _make_backend(self, config: Config):
+        from qbconsole.datasource import build_backend
+
         backend = build_backend(config.datasource, self.datasource_url)
         if backend is not None:
             log.info("rules are evaluated by the Prometheus at %s; recording rules are left to it", backend.url)
@@ -238,10 +250,14 @@ class Agent:
 
     def _sources(self, config: Config):
         """With a Prometheus datasource the collectors run only when ``local_sources`` says so."""
+        from qbconsole.collect import build_sources
+
         remote = self.datasource_url or config.datasource.remote
         return build_sources(config.sources) if not remote or config.datasource.local_sources else []
 
     def _start_metrics(self, config: Config) -> MetricsServer | None:
+        from qbconsole.exporter import MetricsServer, StoreCollector
+
         listen = config.settings.metrics_listen
         if not listen:
             return None
@@ -266,6 +282,8 @@ class Agent:
     # ---- experiments ------------------------------------------------------------------
     def _sync_experiments(self, config: Config) -> None:
         """Experiments defined in rules.yaml are created/started in the store (refusals are logged)."""
+        from qbconsole.experiments import sync_from_config
+
         try:
             sync_from_config(self.store, config.experiments)  # logs each result itself
         except Exception:
@@ -273,6 +291,8 @@ class Agent:
 
     # ---- ingest ---------------------------------------------------------------------
     def _start_ingest(self, config: Config) -> IngestServer | None:
+        from qbconsole.ingest import IngestServer
+
         listen = config.settings.ingest_listen
         if not listen:
             return None
@@ -296,6 +316,9 @@ class Agent:
 
     # ---- notifications --------------------------------------------------------------
     def _make_notifier(self, config: Config) -> Notifier | None:
+        from qbconsole.datasource import generator_url
+        from qbconsole.notify import Notifier
+
         try:
             exprs = {r.name: r.expr for g in rule_groups(config) for r in g.alerting}
             return Notifier(self.store, config.channels or None, config.routes or None,
@@ -370,6 +393,8 @@ class Agent:
         if self.active:
             self._sync_experiments(config)
         if self.active:
+            from qbconsole.alertmanager import build_sync
+
             old_sync, self.am_sync = self.am_sync, build_sync(self.store, config)
             if old_sync is not None:
                 old_sync.close()

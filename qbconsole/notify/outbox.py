@@ -26,7 +26,6 @@ import random
 import sqlite3
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from qbconsole.notify.channels import DeliveryError
 from qbconsole.store.alerts import add_event
 
 log = logging.getLogger("qbconsole.notify")
@@ -182,6 +181,8 @@ def _record(conn: sqlite3.Connection, row: OutboxRow, now: int, *, state: str, a
 
 def _attempt(row: OutboxRow, sender, now: int, max_attempts: int, rng) -> dict[str, Any]:
     """Send one row (no transaction open) and say how to record it."""
+    from qbconsole.notify.channels import DeliveryError  # httpx, smtplib: not for the console's reads
+
     attempts = row.attempts + 1
     try:
         note = sender.send(row.payload, row.dedup_key, frozenset(row.progress))
