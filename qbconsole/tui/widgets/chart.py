@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import plotext._utility as plotext_utility
+from rich.text import Text
+from textual.app import RenderResult
 from textual.color import Color
+from textual.content import Content
 from textual_plotext import PlotextPlot
 
 from qbconsole.tui.timefmt import clock_minutes, day_label
@@ -65,6 +68,7 @@ class TimeChart(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self._format_y = format_y
         self._shown: ChartData | None = None
+        self._rendered: tuple[tuple, RenderResult] | None = None
         self._drawn: tuple | None = None
         """The reduced picture last drawn (see ``picture``); equal pictures are not rebuilt."""
         self.draw_count = 0
@@ -76,6 +80,16 @@ class TimeChart(PlotextPlot):
 
     def on_resize(self) -> None:
         self._draw()  # the dot grid changed with the size
+
+    def render(self) -> RenderResult:
+        """The plot, built by plotext only when it was redrawn, resized or re-themed since the last
+        render (``PlotextPlot.render`` builds it on every call, and Textual re-renders a widget
+        whenever its tile repaints or restyles)."""
+        key = (self.size, self.app.theme, self.draw_count)
+        if self._rendered is None or self._rendered[0] != key:
+            built = super().render()
+            self._rendered = (key, Content.from_rich_text(built) if isinstance(built, Text) else built)
+        return self._rendered[1]
 
     def show(self, data: ChartData, format_y: Callable[[float], str] | None = None) -> None:
         """Draw ``data`` unless it looks like what is already shown; ``format_y`` replaces the y tick format."""
