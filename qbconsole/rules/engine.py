@@ -22,6 +22,7 @@ from qbconsole.model import Sample
 from qbconsole.rules import alerts as sm
 from qbconsole.rules.exprs import selectors
 from qbconsole.rules.promql import Evaluator, PromQLEvalError, PromQLSyntaxError, StoreQuerier, parse
+from qbconsole.rules.promql.queriers import CachedStoreQuerier
 from qbconsole.rules.ruleset import RecordingRule, RuleGroup
 from qbconsole.rules.templates import TemplateError, render
 from qbconsole.store import Store
@@ -55,7 +56,9 @@ class RulesEngine:
         t_ms)`` and ``new_tick()`` (a Prometheus backend); ``record=False`` skips the
         recording rules (the backend owns those series)."""
         self.store = store
-        self.querier = querier if querier is not None else StoreQuerier(store)
+        if querier is None:  # our own evaluation keeps its windows; a backend needs none
+            querier = CachedStoreQuerier(store) if evaluator is None else StoreQuerier(store)
+        self.querier = querier
         self.evaluator = evaluator if evaluator is not None else Evaluator(self.querier, lookback_ms=lookback_ms)
         self.record = record
         self.write = write or store.write
@@ -106,7 +109,7 @@ class RulesEngine:
     def evaluate_group(self, group: RuleGroup, t: int) -> GroupResult:
         started = time.perf_counter()
         result = GroupResult(group.name, t, 0.0)
-        self.evaluator.new_tick()
+        self._new_tick()
         alert_updates: list[tuple[sm.AlertRule, dict[str, sm.Alert], dict[str, sm.Alert], list[sm.Transition]]] = []
         for rule in group.rules:
             name = rule.record if isinstance(rule, RecordingRule) else rule.name
@@ -117,7 +120,7 @@ class RulesEngine:
                     samples = self._record(rule, t)
                     if samples:
                         self.write(samples)
-                        self.evaluator.new_tick()  # later rules must see what was just recorded
+                        self._new_tick()  # later rules must see what was just recorded
                     result.samples += len(samples)
                 else:
                     old = self._alerts.get(rule.name, {})
@@ -133,6 +136,12 @@ class RulesEngine:
             self.store.transaction(lambda conn: self._persist(conn, alert_updates, t))
         result.duration_s = time.perf_counter() - started
         return result
+
+    def _new_tick(self) -> None:
+        self.evaluator.new_tick()
+        sync = getattr(self.querier, "new_tick", None)
+        if sync is not None:
+            sync()
 
     def _record(self, rule: RecordingRule, t: int) -> list[Sample]:
         value = self.evaluator.evaluate(rule.expr, t)

@@ -119,3 +119,109 @@ def quantile(conn: sqlite3.Connection, series_id: int, start: int, end: int, q: 
         return None
     values.sort()
     return quantile_of_sorted(values, q)
+
+
+# ---- incremental readers --------------------------------------------------------------
+# A reader that keeps windows of samples it has read (the rules engine's sample cache)
+# asks the store what changed inside them instead of reading them again. The samples
+# table has no rowid to say "rows inserted since", so the writer connection keeps a log:
+# TEMP triggers (they live on that connection only, cost nothing on disk and vanish with
+# it) record the key of every sample written with ts <= the highest edge a watcher has
+# read up to, and of every sample deleted above the lowest edge. Appends beyond every
+# watcher's edge, the common case, are not logged. Writes by other connections (another
+# process) are not logged either; a change of ``PRAGMA data_version`` tells the watcher.
+
+_WATCH_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS qb_window_watch (id INTEGER PRIMARY KEY,"
+    " lo INTEGER NOT NULL, hi INTEGER NOT NULL, seen INTEGER NOT NULL, touched INTEGER NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS qb_window_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " series_id INTEGER NOT NULL, ts INTEGER NOT NULL)",
+    "CREATE TEMP TRIGGER IF NOT EXISTS qb_window_insert AFTER INSERT ON main.samples"
+    " WHEN NEW.ts <= (SELECT max(hi) FROM temp.qb_window_watch)"
+    " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (NEW.series_id, NEW.ts); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS qb_window_update AFTER UPDATE ON main.samples"
+    " WHEN (SELECT max(hi) FROM temp.qb_window_watch) IS NOT NULL"
+    " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (OLD.series_id, OLD.ts), (NEW.series_id, NEW.ts); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS qb_window_delete AFTER DELETE ON main.samples"
+    " WHEN OLD.ts > (SELECT min(lo) FROM temp.qb_window_watch)"
+    " AND OLD.ts <= (SELECT max(hi) FROM temp.qb_window_watch)"
+    " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (OLD.series_id, OLD.ts); END",
+)
+
+
+def watch_windows(conn: sqlite3.Connection, watcher: int, lo: int, hi: int, now: int,
+                  forget_after_ms: int) -> tuple[bool, list[tuple[int, int]], int]:
+    """Run on the WRITER connection, in a writer transaction (``Store.transaction``).
+
+    Registers ``watcher``'s edges: from now on, samples written with ts <= ``hi`` or
+    deleted with ``lo`` < ts <= ``hi`` are logged. Returns (known, changes, data_version):
+    ``known`` False when the watcher was not registered (first call, or forgotten after
+    ``forget_after_ms`` without a call), in which case nothing it read before can be
+    trusted; ``changes`` the (series_id, ts) keys logged since its previous call;
+    ``data_version`` the connection's ``PRAGMA data_version``, which changes when another
+    connection commits (those writes are not logged).
+    """
+    for statement in _WATCH_DDL:
+        conn.execute(statement)
+    row = conn.execute("SELECT seen FROM temp.qb_window_watch WHERE id = ?", (watcher,)).fetchone()
+    top = conn.execute("SELECT seq FROM temp.sqlite_sequence WHERE name = 'qb_window_changes'").fetchone()
+    top = top[0] if top else 0
+    changes = [] if row is None else conn.execute(
+        "SELECT series_id, ts FROM temp.qb_window_changes WHERE seq > ? AND seq <= ? ORDER BY seq",
+        (row[0], top)).fetchall()
+    conn.execute("INSERT OR REPLACE INTO temp.qb_window_watch(id, lo, hi, seen, touched) VALUES (?, ?, ?, ?, ?)",
+                 (watcher, lo, hi, top, now))
+    conn.execute("DELETE FROM temp.qb_window_watch WHERE touched < ?", (now - forget_after_ms,))
+    conn.execute("DELETE FROM temp.qb_window_changes WHERE seq <= coalesce("
+                 "(SELECT min(seen) FROM temp.qb_window_watch), ?)", (top,))
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    return row is not None, changes, version
+
+
+def unwatch_windows(conn: sqlite3.Connection, watcher: int) -> None:
+    """Forget a watcher (writer connection); its edges no longer cause logging."""
+    if conn.execute("SELECT 1 FROM temp.sqlite_master WHERE name = 'qb_window_watch'").fetchone():
+        conn.execute("DELETE FROM temp.qb_window_watch WHERE id = ?", (watcher,))
+
+
+def name_samples(conn: sqlite3.Connection, name: str, start: int,
+                 end: int) -> dict[int, list[tuple[int, float]]]:
+    """series id -> its points in [start, end] (ascending, decoded), for every series of
+    ``name`` with at least one; the same rows :func:`select` reads, without the label lookup."""
+    out: dict[int, list] = {}
+    rows = conn.execute(
+        "SELECT x.series_id, x.ts, x.value FROM series s JOIN samples x ON x.series_id = s.id"
+        " AND x.ts BETWEEN ? AND ? WHERE s.name = ? ORDER BY x.series_id, x.ts", (start, end, name))
+    bucket: list = []
+    current = None
+    for sid, ts, value in rows:
+        if sid != current:
+            current, bucket = sid, []
+            out[sid] = bucket
+        bucket.append((ts, value))
+    return {sid: decode_points(points) for sid, points in out.items()}
+
+
+def series_by_id(conn: sqlite3.Connection, ids: list[int]) -> dict[int, SeriesInfo]:
+    """The series with these ids (ids that do not exist are left out)."""
+    found: dict[int, SeriesInfo] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        for sid, name, text in conn.execute(f"SELECT id, name, labels FROM series WHERE id IN ({marks})", chunk):
+            found[sid] = SeriesInfo(sid, name, json.loads(text))
+    return found
+
+
+def values_at(conn: sqlite3.Connection, keys: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """(series_id, ts) -> the decoded value stored there now; keys with no sample are left out."""
+    found: dict[tuple[int, int], float] = {}
+    for i in range(0, len(keys), 400):
+        chunk = keys[i:i + 400]
+        marks = ",".join(["(?, ?)"] * len(chunk))
+        params = [v for key in chunk for v in key]
+        for sid, ts, value in conn.execute(
+                f"WITH k(sid, ts) AS (VALUES {marks}) SELECT x.series_id, x.ts, x.value"
+                " FROM k JOIN samples x ON x.series_id = k.sid AND x.ts = k.ts", params):
+            found[(sid, ts)] = decode_value(value)
+    return found

@@ -1,5 +1,6 @@
 """Where evaluation gets its samples: the Querier protocol, an in-memory querier for
-tests and rule unit tests, and an adapter over the metric store."""
+tests and rule unit tests, and adapters over the metric store (one that reads every
+window afresh, one that keeps them and reads only what is new)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import bisect
 from typing import Iterable, Mapping, Protocol
 
 from qbconsole.rules.promql.nodes import Matcher
+from qbconsole.rules.promql.samplecache import KEEP_MS, SampleCache
 
 SeriesData = list[tuple[dict[str, str], list[tuple[int, float]]]]
 
@@ -71,6 +73,14 @@ class MemoryQuerier:
         return out
 
 
+def _split(matchers: list[Matcher]) -> tuple[dict[str, str], list[Matcher], list[Matcher]]:
+    """(equality matchers the store can apply, the other label matchers, ``__name__`` matchers)."""
+    equal = {m.name: m.value for m in matchers
+             if m.op == "=" and m.value != "" and m.name != "__name__"}
+    rest = [m for m in matchers if m.name == "__name__" or m.op != "=" or m.value == ""]
+    return equal, rest, [m for m in matchers if m.name == "__name__"]
+
+
 class StoreQuerier:
     """Reads from the metric store (``qbconsole.store.Store``): equality matchers are
     pushed down to ``store.select``; the others are applied here."""
@@ -78,19 +88,46 @@ class StoreQuerier:
     def __init__(self, store) -> None:
         self.store = store
 
-    def select(self, name, matchers, start_ms, end_ms) -> SeriesData:
-        equal = {m.name: m.value for m in matchers
-                 if m.op == "=" and m.value != "" and m.name != "__name__"}
-        rest = [m for m in matchers if m.name == "__name__" or m.op != "=" or m.value == ""]
+    def _names(self, name: str | None, by_name: list[Matcher]) -> list[str]:
         names = [name] if name is not None else self.store.names()
-        by_name = [m for m in matchers if m.name == "__name__"]
-        names = [n for n in names if all(m.matches(n) for m in by_name)]
+        return [n for n in names if all(m.matches(n) for m in by_name)]
+
+    def select(self, name, matchers, start_ms, end_ms) -> SeriesData:
+        equal, rest, by_name = _split(matchers)
         out: SeriesData = []
-        for n in names:
+        for n in self._names(name, by_name):
             # The store's window is closed, [start, end]; ours excludes start.
             for info, points in self.store.select(n, start_ms + 1, end_ms, labels=equal or None):
                 labels = {k: v for k, v in info.labels.items() if v != ""}
                 labels["__name__"] = info.name
                 if points and _accepts(rest, labels):
+                    out.append((labels, points))
+        return out
+
+
+class CachedStoreQuerier(StoreQuerier):
+    """A StoreQuerier that keeps the windows it has read (:class:`SampleCache`) and then
+    reads only what is new, with exactly the same answers. For one thread (the rules
+    engine's); call :meth:`new_tick` once per evaluation round, and after writing samples
+    at or before a time already evaluated, so that changes are looked for."""
+
+    def __init__(self, store, *, keep_ms: int = KEEP_MS) -> None:
+        super().__init__(store)
+        self.cache = SampleCache(store, keep_ms=keep_ms)
+
+    def new_tick(self) -> None:
+        self.cache.new_tick()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def select(self, name, matchers, start_ms, end_ms) -> SeriesData:
+        equal, rest, by_name = _split(matchers)
+        out: SeriesData = []
+        for n in self._names(name, by_name):
+            for info, labels, points in self.cache.select(n, start_ms, end_ms):
+                if equal and not all(info.labels.get(k) == v for k, v in equal.items()):
+                    continue
+                if _accepts(rest, labels):
                     out.append((labels, points))
         return out
