@@ -12,14 +12,38 @@ The console and the CLI use::
 The agent runs ``ActionEngine(store, config).tick(now_ms)`` (see engine.py).
 """
 
-from qbconsole.actions.audit import AuditEntry, entries as audit_entries
-from qbconsole.actions.dryrun import DryRun, dry_run
-from qbconsole.actions.engine import ActionEngine
-from qbconsole.actions.proposals import (
-    FINAL_STATES, OPEN_STATES, STATES, Proposal, approve, get, list_proposals, reject,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ActionEngine", "AuditEntry", "DryRun", "FINAL_STATES", "OPEN_STATES", "Proposal", "STATES", "approve",
-    "audit_entries", "dry_run", "get", "list_proposals", "reject",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qbconsole.actions.audit import AuditEntry, entries as audit_entries
+    from qbconsole.actions.dryrun import DryRun, dry_run
+    from qbconsole.actions.engine import ActionEngine
+    from qbconsole.actions.proposals import (
+        FINAL_STATES, OPEN_STATES, STATES, Proposal, approve, get, list_proposals, reject,
+    )
+
+# Name -> (module, attribute). The names are imported on first use (PEP 562): the rules file's
+# validation imports ``qbconsole.actions.schema`` before the console's first frame, and should
+# not bring the engine, the executors and httpx with it.
+_EXPORTS = {
+    "AuditEntry": ("audit", "AuditEntry"), "audit_entries": ("audit", "entries"),
+    "DryRun": ("dryrun", "DryRun"), "dry_run": ("dryrun", "dry_run"),
+    "ActionEngine": ("engine", "ActionEngine"),
+    **{name: ("proposals", name) for name in (
+        "FINAL_STATES", "OPEN_STATES", "STATES", "Proposal", "approve", "get", "list_proposals", "reject")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value

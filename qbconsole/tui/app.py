@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import importlib
 import os
 import signal
 import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -25,21 +26,15 @@ from qbconsole.store.alerts import AlertRow, acknowledge, add_silence
 from qbconsole.tui.alertfmt import alert_expressions
 from qbconsole.tui.data import Snapshot, failed_snapshot, read_snapshot
 from qbconsole.tui.groups import GROUPS
-from qbconsole.tui.modals.ack import AckModal, AckRequest
-from qbconsole.tui.modals.silence import SilenceModal, SilenceRequest
-from qbconsole.tui.screens.actions import ActionsScreen
-from qbconsole.tui.screens.alert_detail import AlertDetailScreen
-from qbconsole.tui.screens.alerts import AlertsScreen
-from qbconsole.tui.screens.experiments import ExperimentsScreen
-from qbconsole.tui.screens.help import HelpScreen, key_rows
-from qbconsole.tui.screens.overview import OverviewScreen
-from qbconsole.tui.screens.reports import ReportsScreen
-from qbconsole.tui.screens.sources import SourcesScreen
 from qbconsole.tui.sections import BY_MODE, SECTIONS
 from qbconsole.tui.settings import default_settings_path, load_settings, save_settings
 from qbconsole.tui.targets import Target, targets_from_slos
 from qbconsole.tui.timefmt import clock
 from qbconsole.tui.themes import APP_CSS_PATH, DEFAULT_THEME, PACKAGE_THEME_DIR, load_themes
+
+if TYPE_CHECKING:
+    from qbconsole.tui.modals.ack import AckRequest
+    from qbconsole.tui.modals.silence import SilenceRequest
 
 SECTION_KEYS = Binding.Group("Sections", compact=True)
 HANGUP_RETURN_CODE = 128 + signal.SIGHUP
@@ -70,9 +65,27 @@ def default_operator() -> str:
         return str(os.getuid())
 
 
-SECTION_SCREENS = {"overview": OverviewScreen, "alerts": AlertsScreen, "actions": ActionsScreen,
-                   "reports": ReportsScreen, "experiments": ExperimentsScreen, "sources": SourcesScreen}
+# Section mode -> "module:Screen class". A section's module (and what it imports: reports,
+# actions, experiments ...) is imported when the section is first opened, not before the
+# console's first frame.
+SECTION_SCREENS = {"overview": "qbconsole.tui.screens.overview:OverviewScreen",
+                   "alerts": "qbconsole.tui.screens.alerts:AlertsScreen",
+                   "actions": "qbconsole.tui.screens.actions:ActionsScreen",
+                   "reports": "qbconsole.tui.screens.reports:ReportsScreen",
+                   "experiments": "qbconsole.tui.screens.experiments:ExperimentsScreen",
+                   "sources": "qbconsole.tui.screens.sources:SourcesScreen"}
 METRIC_NAMES = tuple(spec.name for group in GROUPS for spec in group.metrics)
+
+
+def section_screen_class(mode: str) -> type[Screen]:
+    """The Screen class of a section (importing its module on first use)."""
+    module, _, name = SECTION_SCREENS[mode].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def new_section_screen(mode: str) -> Screen:
+    """A new screen for the section ``mode``: what Textual calls to open a mode (``App.MODES``)."""
+    return section_screen_class(mode)()
 
 
 def default_config() -> object | None:
@@ -90,7 +103,7 @@ class QBConsoleApp(App):
 
     TITLE = "qbconsole"
     CSS_PATH = APP_CSS_PATH
-    MODES = {s.mode: SECTION_SCREENS[s.mode] for s in SECTIONS}
+    MODES = {s.mode: partial(new_section_screen, s.mode) for s in SECTIONS}
     DEFAULT_MODE = "overview"
     BINDINGS = [
         *(Binding(s.key, f"section('{s.mode}')", s.title, group=SECTION_KEYS, tooltip=f"Go to {s.title}",
@@ -152,9 +165,15 @@ class QBConsoleApp(App):
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread or no signals here: the terminal's EOF still ends input
         if self.agent is not None:
+            self.call_after_refresh(self._start_agent)
+        self._poll()
+
+    def _start_agent(self) -> None:
+        """Start the agent once the first frame is on the screen: its activation (collectors,
+        rules, servers and their imports) holds the GIL for a while and would delay that frame."""
+        if self.agent is not None and self._agent_started is None and not self._stopping.is_set():
             self._agent_started = self.run_worker(self.agent.start, thread=True, group="agent",  # type: ignore[attr-defined]
                                                   name="agent start", exit_on_error=False)
-        self._poll()
 
     async def on_unmount(self) -> None:
         self._stopping.set()
@@ -251,6 +270,8 @@ class QBConsoleApp(App):
         return self._targets_of[1]
 
     def open_alert_detail(self, alert_id: int) -> None:
+        from qbconsole.tui.screens.alert_detail import AlertDetailScreen
+
         self.push_screen(AlertDetailScreen(alert_id))
 
     def watch_detail(self, alert_id: int | None) -> None:
@@ -265,9 +286,13 @@ class QBConsoleApp(App):
             self.notify(f"{alert.rule} (#{alert.id}) is {alert.state}; only active alerts can be acknowledged.",
                         title="Not acknowledged", severity="error")
             return
+        from qbconsole.tui.modals.ack import AckModal
+
         self.push_screen(AckModal(alert), self._acknowledge)
 
     def ask_silence(self, alert: AlertRow, feed: Sequence[AlertRow] = ()) -> None:
+        from qbconsole.tui.modals.silence import SilenceModal
+
         self.push_screen(SilenceModal(alert, feed), self._silence)
 
     def _acknowledge(self, request: AckRequest | None) -> None:
@@ -336,6 +361,8 @@ class QBConsoleApp(App):
             self.switch_mode(mode)
 
     def action_help(self) -> None:
+        from qbconsole.tui.screens.help import HelpScreen, key_rows
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(key_rows(self._binding_list(), self.screen)))
 
