@@ -490,3 +490,16 @@ def test_cache_limiter_guard_and_backends():
     picks = [backends.pick() for _ in range(5000)]
     assert 0.66 < picks.count("a") / 5000 < 0.74 and 0.07 < picks.count("c") / 5000 < 0.13
     assert backends.extra_latency("a") > backends.extra_latency("b") > backends.extra_latency("c")
+
+
+def test_a_client_hanging_up_mid_answer_is_not_a_traceback(capsys):
+    from qbconsole.demo.platform import PlatformServer
+
+    server = object.__new__(PlatformServer)  # handle_error needs no platform state
+    for error, shown in ((BrokenPipeError(32, "Broken pipe"), False), (ConnectionResetError(104, "reset"), False),
+                         (ValueError("a real bug"), True)):
+        try:
+            raise error
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 40000))
+        assert ("Traceback" in capsys.readouterr().err) is shown, error

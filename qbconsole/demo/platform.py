@@ -284,6 +284,13 @@ class PlatformServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}"
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up mid-answer (a scraper's timeout, the load generator stopping) is
+        routine, not a traceback on stderr; anything else is reported as usual."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def parse_weights(text: str) -> dict[str, float]:
     parts = text.split(",")
