@@ -7,8 +7,11 @@ results are cached per text, so rules may call it on every evaluation.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
+import sys
 from importlib import resources
+from pathlib import Path
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -23,8 +26,33 @@ from qbconsole.rules.promql.nodes import (
 from qbconsole.rules.promql.signatures import AGGREGATIONS, FUNCTIONS
 
 _GRAMMAR = resources.files("qbconsole.rules.promql").joinpath("grammar.lark").read_text("utf-8")
-_LARK = Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=True,
-             g_regex_flags=re.ASCII)
+
+
+def lark_cache_path() -> Path | None:
+    """Where the parser's tables are cached: beside this module's bytecode (``__pycache__``, or
+    under ``sys.pycache_prefix``), so only where Python writes bytecode; None where it does not."""
+    if sys.dont_write_bytecode or sys.implementation.cache_tag is None:
+        return None
+    try:
+        pyc = Path(importlib.util.cache_from_source(__file__))
+    except (NotImplementedError, ValueError):
+        return None
+    return pyc.with_name(f"grammar.{sys.implementation.cache_tag}.lark")
+
+
+def build_lark(cache: Path | None = None) -> Lark:
+    """The LALR parser of ``grammar.lark``. Computing its tables takes ~40 ms, and the rules
+    file is validated before the console's first frame; with ``cache`` they are computed once
+    and then loaded from that file (lark keys it on a hash of the grammar, the options, its
+    version and Python's, and rebuilds and rewrites it when any differs or it is unreadable;
+    a failed write is ignored)."""
+    options = dict(parser="lalr", lexer="contextual", maybe_placeholders=True, g_regex_flags=re.ASCII)
+    if cache is not None:
+        options["cache"] = str(cache)
+    return Lark(_GRAMMAR, **options)
+
+
+_LARK = build_lark(lark_cache_path())
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
 KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
                       "offset", "and", "or", "unless", *AGGREGATIONS})
