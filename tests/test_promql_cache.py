@@ -90,6 +90,18 @@ def test_late_samples_are_seen_at_the_same_evaluation_time_after_new_tick(store,
     assert (4 * M + 1, 7.0) in got[0][1] and (3 * M, 8.0) in got[0][1]
 
 
+def test_a_burst_of_late_samples_and_deletions_in_one_series(store, pair):
+    cached, plain = pair
+    store.write(counter("rum_seconds", {}, 0, 10 * M, step=10 * S))
+    same(cached, plain, "rum_seconds", 0, 10 * M)
+    store.write([Sample("rum_seconds", {}, ts + 3, ts / 1e5) for ts in range(M, 9 * M, 7 * S)]  # ~70 beacons
+                + [Sample("rum_seconds", {}, ts, -1.0) for ts in range(2 * M, 3 * M, 10 * S)])  # replaced
+    store.transaction(lambda conn: conn.execute("DELETE FROM samples WHERE ts BETWEEN ? AND ?", (5 * M, 6 * M)))
+    cached.new_tick()
+    same(cached, plain, "rum_seconds", 0, 10 * M)
+    assert cached.cache.stats["patched"] > 32 and cached.cache.stats["resets"] == 0
+
+
 def test_new_series_appear_also_when_their_first_sample_is_late(store, pair):
     cached, plain = pair
     store.write(counter("c_total", {"i": "0"}, 0, 10 * M, step=10 * S))

@@ -39,7 +39,7 @@ from qbconsole.store.writer import StoreClosed
 
 KEEP_MS = 10 * 60_000  # evaluation time a window (or a name) is kept without being asked for
 FORGET_MS = 30 * 60_000  # wall time after which the store drops a watcher that stopped syncing
-REREAD_OVER = 32  # more changed samples than this in one series: re-read its span instead
+REBUILD_OVER = 32  # more changed samples than this in one series: rebuild its list in one go
 MAX_DEPTHS = 32  # window depths remembered per name (the deepest ones count)
 
 _watchers = itertools.count(1)
@@ -180,30 +180,36 @@ class SampleCache:
         for sid, ts in changes:
             by_series.setdefault(sid, set()).add(ts)
         self._learn(conn, by_series)
-        keys, reread = [], []
+        inside: dict[int, list[int]] = {}
         for sid, stamps in by_series.items():
             info = self._info.get(sid)
             span = self._spans.get(info.name) if info is not None else None
-            if span is None:
-                continue
-            inside = [ts for ts in stamps if span.lo < ts <= span.hi]
-            if len(inside) > REREAD_OVER:
-                reread.append((span, info))
-            else:
-                keys.extend((sid, ts) for ts in inside)
-        values = queries.values_at(conn, keys)
-        for sid, ts in keys:
+            if span is not None:
+                kept = [ts for ts in stamps if span.lo < ts <= span.hi]
+                if kept:
+                    inside[sid] = kept
+        values = queries.values_at(conn, [(sid, ts) for sid, stamps in inside.items() for ts in stamps])
+        for sid, stamps in inside.items():
             info = self._info[sid]
-            self._series(self._spans[info.name], info).put(ts, values.get((sid, ts)))
-        for span, info in reread:
+            span = self._spans[info.name]
             s = self._series(span, info)
-            s.points = queries.range_(conn, info.id, span.lo + 1, span.hi)
-            s.times = [t for t, _ in s.points]
-        self.stats["patched"] += len(keys) + len(reread)
-        for span in {id(s): s for s, _ in reread}.values():
-            span.drop_empty()
-        for sid, _ in keys:
-            self._spans[self._info[sid].name].drop_empty()
+            if len(stamps) > REBUILD_OVER:  # many: merge once instead of inserting one by one
+                merged = dict(s.points)
+                for ts in stamps:
+                    value = values.get((sid, ts))
+                    if value is None:
+                        merged.pop(ts, None)
+                    else:
+                        merged[ts] = value
+                s.points = sorted(merged.items())
+                s.times = [t for t, _ in s.points]
+            else:
+                for ts in stamps:
+                    s.put(ts, values.get((sid, ts)))
+            if not s.times:
+                del span.series[sid]
+                span.order = None
+            self.stats["patched"] += len(stamps)
 
     def _trim(self, edge: int) -> None:
         """Drop names not asked for lately, and samples older than any recent window needs."""
