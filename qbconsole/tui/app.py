@@ -150,13 +150,17 @@ class QBConsoleApp(App):
             self.register_theme(loaded)
         self.cycle_names = [t.name for t in themes]
         self._requested_theme = theme
+        self._theme_warning: str | None = None
+        self._use_theme_before_start(self._initial_theme())
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._agent_started: Worker | None = None
 
     # ---- lifecycle -------------------------------------------------------------
     def on_mount(self) -> None:
-        self.theme = self._shown_theme = self._initial_theme()
+        self._shown_theme = self.theme
+        if self._theme_warning:
+            self.notify(self._theme_warning, severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, lambda theme: self._remember_theme(theme.name))
         for message in self._startup_errors:
             self.notify(message, title="Theme or settings file skipped", severity="error", timeout=15)
@@ -211,9 +215,22 @@ class QBConsoleApp(App):
         wanted = self._requested_theme or self.settings.get("theme") or DEFAULT_THEME
         if wanted in self.available_themes:
             return wanted
-        self.notify(f"Unknown theme {wanted!r}; using {DEFAULT_THEME!r}. Known: {', '.join(self.cycle_names)}",
-                    severity="warning", timeout=10)
+        self._theme_warning = f"Unknown theme {wanted!r}; using {DEFAULT_THEME!r}. Known: {', '.join(self.cycle_names)}"
         return DEFAULT_THEME
+
+    def _use_theme_before_start(self, name: str) -> None:
+        """Make ``name`` the theme before the app runs. Setting ``App.theme`` runs Textual's
+        watcher, which schedules a full CSS refresh: from ``on_mount`` that restyles and lays out
+        the composed Overview a second time, ~60 ms before the first frame. This does what that
+        watcher does (Textual 8.2 ``App._watch_theme``) except the refresh: the stylesheet gets
+        the theme's variables now, and its first parse and application use them."""
+        self.set_reactive(App.theme, name)
+        theme = self.current_theme
+        self.stylesheet.set_variables(self.get_css_variables())
+        self.update_classes({**{name: False for name in self.classes if name.startswith("-theme-")},
+                             f"-theme-{theme.name}": True, "-dark-mode": theme.dark,
+                             "-light-mode": not theme.dark}, update=False)
+        self._refresh_truecolor_filter(self.ansi_theme)
 
     # ---- data ------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", name="poll", exit_on_error=False)
