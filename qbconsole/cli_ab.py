@@ -13,15 +13,11 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qbconsole.cli_alerts import operator
 from qbconsole.experiments import lifecycle
-from qbconsole.experiments.analyze import Analysis, analyze
 from qbconsole.experiments.assign import exposure_of, expose, track
-from qbconsole.experiments.display import (
-    arm_figures, figure_heads, lift_text, plan_text, progress_text, span, srm_text, when,
-)
 from qbconsole.experiments.model import (
     Experiment,
     ExperimentError,
@@ -32,7 +28,13 @@ from qbconsole.experiments.model import (
     parse_split,
     parse_variants,
 )
-from qbconsole.experiments.verdict import Verdict, decide
+
+if TYPE_CHECKING:
+    from qbconsole.experiments.analyze import Analysis
+    from qbconsole.experiments.verdict import Verdict
+
+# The analysis, its statistics and the display (imported by the commands that read results):
+# every ``qbconsole`` start builds this parser, the console's too.
 
 
 def _now_ms() -> int:
@@ -138,6 +140,8 @@ def cmd_assign(args) -> int:
         exp = lifecycle.get(conn, args.name)
         return expose(conn, exp, args.user, _now_ms())
 
+    from qbconsole.experiments.display import when
+
     exposure = _run(args, work)
     print(exposure.variant)
     if not exposure.first:
@@ -170,6 +174,10 @@ def report(exp: Experiment, analysis: Analysis, verdict: Verdict) -> dict[str, A
 
 
 def cmd_list(args) -> int:
+    from qbconsole.experiments.analyze import analyze
+    from qbconsole.experiments.display import span
+    from qbconsole.experiments.verdict import decide
+
     now = _now_ms()
 
     def work(conn):
@@ -195,6 +203,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from qbconsole.experiments.analyze import analyze
+    from qbconsole.experiments.verdict import decide
+
     def work(conn):
         exp = lifecycle.get(conn, args.name)
         analysis = analyze(conn, exp, _now_ms())
@@ -210,6 +221,10 @@ def cmd_show(args) -> int:
 
 def show_lines(exp: Experiment, analysis: Analysis, verdict: Verdict) -> list[str]:
     """The text of ``ab show`` (its words and formats are :mod:`qbconsole.experiments.display`'s)."""
+    from qbconsole.experiments.display import (
+        arm_figures, figure_heads, lift_text, plan_text, progress_text, srm_text, when,
+    )
+
     lines = [f"{exp.name}: {exp.status}" + (f" — {exp.description}" if exp.description else ""),
              f"  created {when(exp.created_at)} by {exp.created_by} ({exp.origin}); started {when(exp.started_at)}"
              + (f"; stopped {when(exp.stopped_at)} by {exp.stopped_by}" if exp.stopped_at else ""),

@@ -9,6 +9,22 @@
     stats      the statistics (gbstats-compatible)
 """
 
-from qbconsole.experiments.sync import sync_from_config
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qbconsole.experiments.sync import sync_from_config
 
 __all__ = ["sync_from_config"]
+
+
+def __getattr__(name: str):
+    """``sync_from_config`` on first use (PEP 562): importing ``experiments.model`` (to validate
+    a rules file) or ``experiments.lifecycle`` should not bring the sync in with it."""
+    if name != "sync_from_config":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from qbconsole.experiments.sync import sync_from_config
+
+    globals()[name] = sync_from_config
+    return sync_from_config
