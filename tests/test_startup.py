@@ -81,39 +81,51 @@ def test_the_console_imports_only_what_its_first_frame_needs(tmp_path):
     assert loaded == []
 
 
-class RecordingAgent:
-    """Stands in for the agent: records what the console looked like when it was started."""
+class FrameCountingApp(QBConsoleApp):
+    """Counts the frames with the section bar in them it sends to the (headless) terminal, and
+    notes how many there were when it started its agent."""
 
+    frames = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.frames_at_agent_start: list[int] = []
+
+    def _display(self, screen, renderable) -> None:
+        if renderable is not None and any(bar.region.width for bar in screen.query(SectionBar)):
+            self.frames += 1
+        super()._display(screen, renderable)
+
+    def _start_agent(self) -> None:
+        self.frames_at_agent_start.append(self.frames)
+        super()._start_agent()
+
+
+class RecordingAgent:
     holder = "me@here:1"
     config = None
 
-    def __init__(self, app_ref: list) -> None:
-        self.app_ref = app_ref
-        self.started: list[tuple[bool, int]] = []
-        self.stopped = 0
+    def __init__(self) -> None:
+        self.started = self.stopped = 0
 
     def start(self) -> None:
-        app = self.app_ref[0]
-        bar = app.screen.query_one(SectionBar)
-        self.started.append((app.screen.is_mounted, bar.region.width))
+        self.started += 1
 
     def stop(self) -> None:
         self.stopped += 1
 
 
-async def test_the_agent_starts_once_the_overview_is_laid_out(store, tmp_path):
-    ref: list = []
-    agent = RecordingAgent(ref)
-    app = QBConsoleApp(store, agent=agent, settings_path=tmp_path / "settings.json")
-    ref.append(app)
-    assert agent.started == []  # not while the app is being built
+async def test_the_agent_starts_once_the_first_frame_is_drawn(store, tmp_path):
+    agent = RecordingAgent()
+    app = FrameCountingApp(store, agent=agent, settings_path=tmp_path / "settings.json")
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):
             if agent.started:
                 break
             await pilot.pause(0.05)
         await pilot.pause(0.1)
-        assert agent.started == [(True, 100)]  # once, with the section bar already laid out
+        assert agent.started == 1
+        assert len(app.frames_at_agent_start) == 1 and app.frames_at_agent_start[0] >= 1
     assert agent.stopped == 1
 
 
