@@ -17,6 +17,7 @@ The engine keeps the windows it has read (CachedStoreQuerier); ``*_uncached`` is
 same run with a StoreQuerier that re-reads every window each tick. ``eval_ms_1s`` and
 ``eval_ms_1s_uncached`` repeat the typical case at the demo's shape: 1-second samples,
 evaluated every 5 s, where most of a window was already read at the previous tick.
+``read_ms*`` is the part of a tick spent in the querier's selects (reading windows).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from qbconsole.model import Sample  # noqa: E402
 from qbconsole.rules.alerts import AlertRule  # noqa: E402
 from qbconsole.rules.engine import RulesEngine  # noqa: E402
 from qbconsole.rules.promql import StoreQuerier  # noqa: E402
+from qbconsole.rules.promql.queriers import CachedStoreQuerier  # noqa: E402
 from qbconsole.rules.ruleset import RuleGroup  # noqa: E402
 from qbconsole.store import Store  # noqa: E402
 
@@ -92,19 +94,41 @@ def rules(storm: bool = False) -> RuleGroup:
     return RuleGroup("bench", 15_000, tuple(out))
 
 
+class TimedQuerier:
+    """Wraps a querier and adds up the time its selects take (``read_ms``)."""
+
+    def __init__(self, querier) -> None:
+        self.querier = querier
+        self.read_ms = 0.0
+
+    def select(self, *args):
+        started = time.perf_counter()
+        try:
+            return self.querier.select(*args)
+        finally:
+            self.read_ms += (time.perf_counter() - started) * 1000
+
+    def new_tick(self) -> None:
+        getattr(self.querier, "new_tick", lambda: None)()
+
+
 def run_ticks(store: Store, group: RuleGroup, now: int, ticks: int, *, tick_ms: int = STEP_MS,
-              cached: bool = True) -> tuple[list[float], int]:
+              cached: bool = True) -> tuple[list[float], int, list[float]]:
     """Tick times (ms) of a fresh engine over ``ticks`` evaluations, ``tick_ms`` apart, new data
-    each time; ``cached=False`` evaluates through a StoreQuerier (every window re-read)."""
-    engine = RulesEngine(store, [group], querier=None if cached else StoreQuerier(store))
+    each time, its active alerts, and the part of each tick spent in the querier's selects;
+    ``cached=False`` evaluates through a StoreQuerier (every window re-read)."""
+    querier = TimedQuerier(CachedStoreQuerier(store) if cached else StoreQuerier(store))
+    engine = RulesEngine(store, [group], querier=querier)
     engine.evaluate_group(group, now)  # warm-up: parse caches, first alert rows, first windows
-    times = []
+    times, reads = [], []
     for k in range(1, ticks + 1):
+        querier.read_ms = 0.0
         started = time.perf_counter()
         result = engine.evaluate_group(group, now + k * tick_ms)
         times.append((time.perf_counter() - started) * 1000)
+        reads.append(querier.read_ms)
         assert not result.errors, result.errors
-    return times, len([a for a in engine.alerts() if a.is_active])
+    return times, len([a for a in engine.alerts() if a.is_active]), reads
 
 
 def raw_read_ms(store: Store, now: int) -> float:
@@ -127,23 +151,26 @@ def main() -> int:
         store = Store.open(Path(tmp) / "bench.db")
         now = (int(time.time() * 1000) // STEP_MS) * STEP_MS
         seed(store, now, args.ticks)
-        typical, typical_alerts = run_ticks(store, rules(), now, args.ticks)
-        uncached, uncached_alerts = run_ticks(store, rules(), now, args.ticks, cached=False)
+        typical, typical_alerts, reads = run_ticks(store, rules(), now, args.ticks)
+        uncached, uncached_alerts, reads_uncached = run_ticks(store, rules(), now, args.ticks, cached=False)
         assert uncached_alerts == typical_alerts
-        storm, storm_alerts = run_ticks(store, rules(storm=True), now, args.ticks)
-        storm_uncached, _ = run_ticks(store, rules(storm=True), now, args.ticks, cached=False)
+        storm, storm_alerts, _ = run_ticks(store, rules(storm=True), now, args.ticks)
+        storm_uncached, _, _ = run_ticks(store, rules(storm=True), now, args.ticks, cached=False)
         baseline = statistics.median(raw_read_ms(store, now) for _ in range(5))
         store.close()
         if not args.no_1s:
             store = Store.open(Path(tmp) / "bench1s.db")
             seed(store, now, args.ticks, step_ms=1000, span_ms=6 * 60_000, tick_ms=5000)
-            fast, _ = run_ticks(store, rules(), now, args.ticks, tick_ms=5000)
-            fast_uncached, _ = run_ticks(store, rules(), now, args.ticks, tick_ms=5000, cached=False)
+            fast, _, fast_reads = run_ticks(store, rules(), now, args.ticks, tick_ms=5000)
+            fast_uncached, _, fast_reads_uncached = run_ticks(store, rules(), now, args.ticks, tick_ms=5000,
+                                                              cached=False)
             store.close()
     figures = {
         "eval_ms": round(statistics.median(typical), 2),
         "eval_ms_uncached": round(statistics.median(uncached), 2),
         "eval_ms_max": round(max(typical), 2),
+        "read_ms": round(statistics.median(reads), 2),
+        "read_ms_uncached": round(statistics.median(reads_uncached), 2),
         "active_alerts": typical_alerts,
         "eval_ms_storm": round(statistics.median(storm), 2),
         "eval_ms_storm_uncached": round(statistics.median(storm_uncached), 2),
@@ -155,6 +182,8 @@ def main() -> int:
     if not args.no_1s:
         figures["eval_ms_1s"] = round(statistics.median(fast), 2)
         figures["eval_ms_1s_uncached"] = round(statistics.median(fast_uncached), 2)
+        figures["read_ms_1s"] = round(statistics.median(fast_reads), 2)
+        figures["read_ms_1s_uncached"] = round(statistics.median(fast_reads_uncached), 2)
     if args.json:
         print(json.dumps(figures))
     else:
