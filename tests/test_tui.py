@@ -410,6 +410,28 @@ async def test_sighup_exits_cleanly(store, tmp_path):
     assert signal.SIGHUP not in asyncio.get_running_loop()._signal_handlers
 
 
+def test_a_hangup_in_a_real_run_arms_the_watchdog_and_the_finished_run_calls_it_off(store, tmp_path, monkeypatch):
+    armed: list[tuple[object, int, threading.Event]] = []
+
+    def start_watchdog(agent, code, **_kw):
+        event = threading.Event()
+        armed.append((agent, code, event))
+        return event
+
+    monkeypatch.setattr("qbconsole.tui.hangup.start_watchdog", start_watchdog)
+    agent = RecordingAgent()
+    app = make_app(store, tmp_path, agent=agent)
+
+    async def hang_up(pilot) -> None:  # under run(), as a terminal would
+        await pilot.pause()
+        signal.raise_signal(signal.SIGHUP)
+
+    app.run(headless=True, size=(100, 30), auto_pilot=hang_up)
+    assert app.return_code == HANGUP_RETURN_CODE
+    assert [(a, code) for a, code, _ in armed] == [(agent, HANGUP_RETURN_CODE)]
+    assert armed[0][2].is_set(), "run() returned: the watchdog must stand down"
+
+
 async def test_theme_argument_overrides_without_being_saved_and_unknown_falls_back(store, tmp_path):
     settings = tmp_path / "config" / "settings.json"
     app = make_app(store, tmp_path, theme="high-contrast")

@@ -155,6 +155,9 @@ class QBConsoleApp(App):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._agent_started: Worker | None = None
+        self._in_run = False
+        """True inside ``run()`` (a real terminal), False under ``run_test``."""
+        self._hangup_watchdog: threading.Event | None = None
 
     # ---- lifecycle -------------------------------------------------------------
     def on_mount(self) -> None:
@@ -208,8 +211,23 @@ class QBConsoleApp(App):
         self._close_messages_no_wait()
 
     def _on_hangup(self) -> None:
-        """SIGHUP: the terminal went away (SSH dropped); leave cleanly so the lease is released."""
+        """SIGHUP: the terminal went away (SSH dropped); leave cleanly so the lease is released.
+        In a real run a watchdog ends the process if that exit hangs (see ``tui/hangup.py``)."""
+        if self._in_run and self._hangup_watchdog is None:
+            from qbconsole.tui.hangup import start_watchdog
+
+            self._hangup_watchdog = start_watchdog(self.agent, HANGUP_RETURN_CODE)
         self.exit(return_code=HANGUP_RETURN_CODE)
+
+    def run(self, *args, **kwargs):
+        """Textual's run; a hang-up watchdog started meanwhile is called off once it returns."""
+        self._in_run = True
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            self._in_run = False
+            if self._hangup_watchdog is not None:
+                self._hangup_watchdog.set()
 
     def _initial_theme(self) -> str:
         wanted = self._requested_theme or self.settings.get("theme") or DEFAULT_THEME
