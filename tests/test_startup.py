@@ -4,13 +4,18 @@ the theme applied before the app runs, and the PromQL parser's cached tables."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import stat
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from lark.exceptions import UnexpectedInput
 
 from qbconsole.rules.promql import parser as promql_parser
+from qbconsole.rules.promql.errors import PromQLSyntaxError
 from qbconsole.tui.app import QBConsoleApp, section_screen_class
 from qbconsole.tui.sections import SECTIONS
 from qbconsole.tui.widgets.chrome import SectionBar
@@ -183,6 +188,122 @@ def test_the_parser_cache_lives_where_bytecode_does(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path))
     path = promql_parser.lark_cache_path()
-    assert path is not None and path.is_relative_to(tmp_path) and path.suffix == ".lark"
+    assert path is not None and path.is_relative_to(tmp_path) and path.name.endswith(".lark.json")
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     assert promql_parser.lark_cache_path() is None
+
+
+def test_the_parser_cache_is_written_private_whole_and_as_json(tmp_path):
+    cache = tmp_path / "grammar.lark.json"
+    old = os.umask(0)
+    try:
+        promql_parser.build_lark(cache)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.name]  # no temporary file left
+    assert isinstance(json.loads(cache.read_text("utf-8")), dict)
+
+
+class _Marker:
+    """Unpickling this creates a file: the sign that a cache file was unpickled."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (type(self.path).touch, (self.path,))
+
+
+def test_a_pickle_at_the_cache_path_is_never_unpickled(tmp_path):
+    cache, marker = tmp_path / "grammar.lark.json", tmp_path / "unpickled"
+    sha = b"0" * 64  # the shape of lark's own cache file: a hash line, then pickles
+    cache.write_bytes(sha + b"\n" + pickle.dumps(_Marker(marker)) + pickle.dumps(_Marker(marker)))
+    cache.chmod(0o600)
+    parser = promql_parser.build_lark(cache)
+    assert not marker.exists()
+    assert parser.parse(EXPRS[0]) == promql_parser.build_lark().parse(EXPRS[0])
+    assert isinstance(json.loads(cache.read_text("utf-8")), dict)  # replaced by tables of ours
+
+
+def _doctored_cache(path) -> None:
+    """A well-formed cache whose tables read '~' as '+': a parser loaded from it says so."""
+    promql_parser.build_lark(path)
+    plus = '{"name":"PLUS","pattern":{"value":"+"'
+    text = path.read_text("utf-8")
+    assert text.count(plus) == 1
+    path.write_text(text.replace(plus, plus.replace('"+"', '"~"')), "utf-8")
+    path.chmod(0o600)
+
+
+def _loaded_from_cache(cache) -> bool:
+    try:
+        promql_parser.build_lark(cache).parse("1 ~ 2")
+    except UnexpectedInput:
+        return False
+    return True
+
+
+def test_a_cache_only_its_user_could_have_written_is_loaded(tmp_path):
+    cache = tmp_path / "grammar.lark.json"
+    _doctored_cache(cache)
+    stamp = cache.stat().st_mtime_ns
+    assert _loaded_from_cache(cache)  # the doctored tables are what a loaded parser uses
+    assert cache.stat().st_mtime_ns == stamp
+    with pytest.raises(PromQLSyntaxError):
+        promql_parser.parse("1 ~ 2")
+
+
+def _other_owner(cache, monkeypatch) -> None:
+    if os.geteuid() == 0:
+        os.chown(cache, 65534, 65534)
+    else:  # the file is ours: this process is made to see itself as someone else
+        euid = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: euid + 1)
+
+
+def _symlink(cache, monkeypatch) -> None:
+    target = cache.with_name("elsewhere.json")
+    cache.rename(target)
+    cache.symlink_to(target)
+
+
+def _stale(cache, monkeypatch) -> None:
+    stored = json.loads(cache.read_text("utf-8"))
+    stored["key"] = "0" * 64  # tables of another grammar, lark or Python
+    cache.write_text(json.dumps(stored), "utf-8")
+
+
+@pytest.mark.parametrize("spoil", [
+    pytest.param(_other_owner, id="owned-by-someone-else"),
+    pytest.param(lambda cache, mp: cache.chmod(0o620), id="group-writable"),
+    pytest.param(lambda cache, mp: cache.chmod(0o602), id="other-writable"),
+    pytest.param(_symlink, id="symlink"),
+    pytest.param(_stale, id="stale"),
+])
+def test_a_refused_cache_is_not_loaded_but_replaced(tmp_path, monkeypatch, spoil):
+    cache = tmp_path / "grammar.lark.json"
+    _doctored_cache(cache)
+    spoil(cache, monkeypatch)
+    assert not _loaded_from_cache(cache)
+    monkeypatch.undo()
+    st = os.lstat(cache)  # rewritten by this user: a regular 0600 file the next start loads
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o600
+    assert promql_parser.build_lark(cache).parse(EXPRS[1]) == promql_parser.build_lark().parse(EXPRS[1])
+    assert cache.stat().st_mtime_ns == st.st_mtime_ns
+    if _symlink is spoil:
+        target = cache.with_name("elsewhere.json")
+        assert '"value":"~"' in target.read_text("utf-8")  # the link was replaced, not followed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a directory owned by another user")
+def test_a_cache_in_a_directory_others_can_write_is_neither_loaded_nor_written(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    cache = shared / "grammar.lark.json"
+    _doctored_cache(cache)
+    os.chown(shared, 65534, 65534)
+    shared.chmod(0o777)
+    before = cache.read_bytes()
+    assert not _loaded_from_cache(cache)
+    assert cache.read_bytes() == before and sorted(p.name for p in shared.iterdir()) == [cache.name]

@@ -16,6 +16,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
+from qbconsole.rules.promql import table_cache
 from qbconsole.rules.promql.errors import PromQLSyntaxError
 from qbconsole.rules.promql.literals import compile_regex, parse_duration, parse_number, unquote
 from qbconsole.rules.promql.nodes import (
@@ -37,19 +38,27 @@ def lark_cache_path() -> Path | None:
         pyc = Path(importlib.util.cache_from_source(__file__))
     except (NotImplementedError, ValueError):
         return None
-    return pyc.with_name(f"grammar.{sys.implementation.cache_tag}.lark")
+    return pyc.with_name(f"grammar.{sys.implementation.cache_tag}.lark.json")
 
 
 def build_lark(cache: Path | None = None) -> Lark:
-    """The LALR parser of ``grammar.lark``. Computing its tables takes ~40 ms, and the rules
+    """The LALR parser of ``grammar.lark``. Computing its tables takes ~40-60 ms, and the rules
     file is validated before the console's first frame; with ``cache`` they are computed once
-    and then loaded from that file (lark keys it on a hash of the grammar, the options, its
-    version and Python's, and rebuilds and rewrites it when any differs or it is unreadable;
-    a failed write is ignored)."""
-    options = dict(parser="lalr", lexer="contextual", maybe_placeholders=True, g_regex_flags=re.ASCII)
-    if cache is not None:
-        options["cache"] = str(cache)
-    return Lark(_GRAMMAR, **options)
+    and then loaded from that file as JSON (``table_cache``: keyed on the grammar, the options
+    and the lark and Python versions; read only if this user alone could have written it;
+    written 0600 at once; computed afresh, and rewritten, whenever it is missing, stale,
+    damaged or refused)."""
+    options = dict(parser="lalr", lexer="contextual", maybe_placeholders=True)
+    at_load = dict(g_regex_flags=re.ASCII)  # given again when loading: not stored in the file
+    if cache is None:
+        return Lark(_GRAMMAR, **options, **at_load)
+    key = table_cache.cache_key(_GRAMMAR, {**options, **at_load})
+    loaded = table_cache.load(cache, key, at_load)
+    if loaded is not None:
+        return loaded
+    built = Lark(_GRAMMAR, **options, **at_load)
+    table_cache.save(cache, key, built, at_load)
+    return built
 
 
 _LARK = build_lark(lark_cache_path())
