@@ -77,12 +77,12 @@ def _from_prometheus(args: argparse.Namespace, backend, config, start: int, end:
     from qbconsole.rules.promql.errors import PromQLEvalError
 
     store = None
-    if db_path(args).exists():
-        store = open_store(args, config)
-    else:
-        print(f"no store at {db_path(args)}: the report has no incidents (alerts live in the store)",
-              file=sys.stderr)
     try:
+        if db_path(args).exists():
+            store = open_store(args, config)
+        else:
+            print(f"no store at {db_path(args)}: the report has no incidents (alerts live in the store)",
+                  file=sys.stderr)
         return build_remote_report(PrometheusReader(backend), store, config, start, end, now_ms=now)
     except PromQLEvalError as err:
         raise UserError(f"cannot read the report's metrics: {err}") from None
@@ -100,7 +100,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
     start, end = window(args, now)
     config = load_rules(rules_path(args))
-    backend = build_backend(config.datasource, getattr(args, "datasource", None))
+    try:
+        backend = build_backend(config.datasource, getattr(args, "datasource", None))
+    except ValueError as err:  # e.g. --datasource ftp://x: said as chart_source says it
+        raise UserError(str(err)) from None
     if backend is None:
         if not db_path(args).exists():
             raise UserError(f"no store at {db_path(args)} (run `qbconsole agent` first, or pass --db)")
