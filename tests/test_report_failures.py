@@ -1,14 +1,17 @@
 """Reports that cannot be made fail cleanly: a one-line error for a bad datasource, the
-Prometheus backend closed when the store cannot be opened."""
+Prometheus backend closed when the store cannot be opened, no scratch directory left behind."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, free_port
 from qbconsole.cli import main
 from qbconsole.datasource.prometheus import PrometheusBackend
+from qbconsole.report.remote import ScratchStore
 from qbconsole.store import Store
 
 
@@ -44,3 +47,52 @@ def test_the_backend_is_closed_when_the_store_cannot_be_opened(tmp_path, monkeyp
     assert code == 1
     assert f"qbconsole: cannot open store {db}: Permission denied" in capsys.readouterr().err
     assert len(closed) == 1
+
+
+def _scratch(directory):
+    now = 1_800_000_000_000
+    return ScratchStore(None, now - 3_600_000, now, now, directory=str(directory))
+
+
+def test_the_scratch_directory_is_removed_when_its_store_cannot_be_opened(tmp_path, monkeypatch):
+    def refuse(cls, path, **kwargs):
+        assert path.parent.parent == tmp_path  # inside the scratch directory, made first
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "open", classmethod(refuse))
+    with pytest.raises(OSError, match="No space"):
+        _scratch(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_scratch_store_is_closed_and_removed_when_its_first_write_fails(tmp_path, monkeypatch):
+    opened = []
+    real_open, real_close = Store.open.__func__, Store.close
+
+    def open_(cls, path, **kwargs):
+        opened.append(real_open(cls, path, **kwargs))
+        return opened[-1]
+
+    def fail(self, fn):
+        raise OSError(5, "Input/output error")
+
+    closed = []
+
+    def close(self):
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(Store, "open", classmethod(open_))
+    monkeypatch.setattr(Store, "transaction", fail)
+    monkeypatch.setattr(Store, "close", close)
+    with pytest.raises(OSError, match="Input/output"):
+        _scratch(tmp_path)
+    assert len(opened) == 1 and closed == opened
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scratch_store_that_opens_is_removed_on_close(tmp_path):
+    scratch = _scratch(tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+    scratch.close()
+    assert list(tmp_path.iterdir()) == []

@@ -57,18 +57,30 @@ class ScratchStore:
     def __init__(self, reader, lo: int, hi: int, now_ms: int, directory: str | None = None) -> None:
         self.reader, self.lo, self.hi = reader, int(lo), int(hi)
         self.final_until = final_until(self.hi, now_ms)
-        self._dir = tempfile.mkdtemp(prefix="qbconsole-report-", dir=directory)
-        # Prometheus keeps raw samples for its whole retention: nothing in the window is purged.
-        self.store = Store.open(Path(self._dir) / "scratch.db", raw_retention_s=(now_ms - self.lo) / 1000 + 86400)
-        self.raw_retention_ms = self.store.raw_retention_ms
         self._names: list[str] | None = None
         self._fetched: set[str] = set()
         self._absent: set[str] = set()  # asked for, but Prometheus has no such name
         self._lock = threading.RLock()
         self.samples_fetched = 0
+        self._dir = tempfile.mkdtemp(prefix="qbconsole-report-", dir=directory)
+        try:
+            self.store = self._open_store(now_ms)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)  # no caller holds it to close
+            raise
+        self.raw_retention_ms = self.store.raw_retention_ms
+
+    def _open_store(self, now_ms: int) -> Store:
+        # Prometheus keeps raw samples for its whole retention: nothing in the window is purged.
+        store = Store.open(Path(self._dir) / "scratch.db", raw_retention_s=(now_ms - self.lo) / 1000 + 86400)
         done = self.final_until + maintenance.REDO_MINUTES * MINUTE  # Window: final = done - redo
-        self.store.transaction(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_DONE_KEY, str(done))))
+        try:
+            store.transaction(lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_DONE_KEY, str(done))))
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def close(self) -> None:
         try:
