@@ -138,9 +138,9 @@ class Agent:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the work and release the lease (if held)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None  # stop() may run twice at once (the hang-up watchdog)
+        if thread is not None:
+            thread.join(timeout)
 
     def request_reload(self) -> None:
         """Re-read the rules file at the next heartbeat (SIGHUP)."""
@@ -228,6 +228,11 @@ class Agent:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self.engine is not None:
+            try:
+                self.engine.close()  # unregisters its sample cache's watch on the store
+            except Exception:
+                log.exception("could not close the rules engine")
         self.engine = None
         self.actions = None
         for backend in (self.backend, self._actions_backend):

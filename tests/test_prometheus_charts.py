@@ -33,13 +33,14 @@ from qbconsole.config.model import DatasourceConfig
 from qbconsole.datasource import PrometheusReader, metrics_reader
 from qbconsole.datasource.prometheus import PrometheusBackend
 from qbconsole.rules.promql.errors import PromQLEvalError
-from qbconsole.store import Store
+from qbconsole.store import SourceStatus, Store
 from qbconsole.tui.app import QBConsoleApp
 from qbconsole.tui.data import read_snapshot
 from qbconsole.tui.groups import GROUPS, SPECS
 from qbconsole.tui.history import WINDOWS, read_history
 from qbconsole.tui.metricdata import MINUTE_MS, read_windows
 from qbconsole.tui.targets import Status
+from qbconsole.tui.widgets.chrome import StatusLine
 from qbconsole.tui.widgets.tile import Tile
 from test_prometheus_alertmanager_integration import Server, free_port, wait_for
 from test_tui_overview import rows, seed_groups, show_group, until
@@ -263,8 +264,13 @@ async def test_console_shows_prometheus_down_in_the_status_line(tmp_path):
                        theme="dark", metrics=reader)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await until(pilot, lambda: app.snapshot is not None)
-            assert "unreachable" in app.snapshot.error
+            await until(pilot, lambda: app.snapshot is not None and app.snapshot.metrics_error is not None)
+            assert "unreachable" in app.snapshot.metrics_error and app.snapshot.error is None
+            await pilot.pause()
+            assert "metrics read failed" in str(app.screen.query_one(StatusLine).render())
+            # The store's side keeps refreshing meanwhile (alerts, lease, sources).
+            empty.set_source_status(SourceStatus("probe", True, NOW_MS, 0.01, None))
+            await until(pilot, lambda: any(s.name == "probe" for s in app.snapshot.sources))
     finally:
         reader.close()
         empty.close()

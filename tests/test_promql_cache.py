@@ -266,3 +266,24 @@ def test_randomised_writes_give_the_same_answers_as_the_plain_querier(rounds):
             cached.close()
         finally:
             store.close()
+
+
+def test_a_failure_while_applying_logged_changes_empties_the_cache(store, monkeypatch):
+    from qbconsole.rules.promql import samplecache
+
+    store.write([Sample("g", {}, ts, 1.0) for ts in range(0, 60_000, 1000)])
+    cached, plain = CachedStoreQuerier(store), StoreQuerier(store)
+    cached.select("g", [], 0, 60_000)
+    store.write([Sample("g", {}, 30_000, 99.0)])  # a replacement inside the cached window
+    cached.new_tick()
+
+    def failing(*_args, **_kwargs):
+        raise sqlite3.OperationalError("disk I/O error (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(samplecache.queries, "values_at", failing)
+        with pytest.raises(sqlite3.OperationalError):
+            cached.select("g", [], 0, 60_000)  # the change log was consumed by this failed sync
+    cached.new_tick()
+    assert cached.select("g", [], 0, 60_000) == plain.select("g", [], 0, 60_000)
+    cached.close()

@@ -137,6 +137,12 @@ class RulesEngine:
         result.duration_s = time.perf_counter() - started
         return result
 
+    def close(self) -> None:
+        """Release what the querier holds (the sample cache's watch on the store's writer)."""
+        close = getattr(self.querier, "close", None)
+        if close is not None:
+            close()
+
     def _new_tick(self) -> None:
         self.evaluator.new_tick()
         sync = getattr(self.querier, "new_tick", None)

@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from qbconsole.store import Store
 from qbconsole.store.alerts import AlertRow, acknowledge, add_silence
 from qbconsole.tui.alertfmt import alert_expressions
-from qbconsole.tui.data import Snapshot, failed_snapshot, read_snapshot
+from qbconsole.tui.data import FIGURES_WAIT_S, FiguresReader, Snapshot, failed_snapshot, read_snapshot
 from qbconsole.tui.groups import GROUPS
 from qbconsole.tui.sections import BY_MODE, SECTIONS
 from qbconsole.tui.settings import default_settings_path, load_settings, save_settings
@@ -256,16 +256,24 @@ class QBConsoleApp(App):
         """Read the store every ``refresh_s`` seconds and post a snapshot; errors become part of it."""
         worker = get_current_worker()
         good: Snapshot | None = None
-        while not worker.is_cancelled and not self._stopping.is_set():
-            now_ms = int(self.clock() * 1000)
-            try:
-                snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id,
-                                                metrics=self.metrics)
-            except Exception as exc:  # any read failure is shown in the status line
-                snapshot = failed_snapshot(good, now_ms, exc)
-            self.post_message(SnapshotReady(snapshot))
-            self._wake.wait(self.refresh_s)
-            self._wake.clear()
+        # Figures from another source than the store (Prometheus) are read in a thread of their
+        # own: a slow or dead Prometheus must not hold up the alerts, lease and sources.
+        remote = FiguresReader(self.metrics) if self.metrics is not self.store else None
+        try:
+            while not worker.is_cancelled and not self._stopping.is_set():
+                now_ms = int(self.clock() * 1000)
+                figures = remote.figures(now_ms, min(self.refresh_s, FIGURES_WAIT_S)) if remote else None
+                try:
+                    snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id,
+                                                    metrics=self.metrics, figures=figures)
+                except Exception as exc:  # any read failure is shown in the status line
+                    snapshot = failed_snapshot(good, now_ms, exc)
+                self.post_message(SnapshotReady(snapshot))
+                self._wake.wait(self.refresh_s)
+                self._wake.clear()
+        finally:
+            if remote is not None:
+                remote.close()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from qbconsole.notify.outbox import Backlog, OutboxRow, backlog, notifications_for_alert
+from qbconsole.rules.promql.errors import PromQLEvalError
 from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 from qbconsole.tui.groups import part_key
@@ -34,6 +35,69 @@ class AlertDetail:
 
 
 @dataclass(frozen=True)
+class Figures:
+    """The Overview's figures as last read from their source (the store, or Prometheus)."""
+
+    windows: Mapping[str, MetricWindow] = field(default_factory=dict)
+    read_ms: int | None = None
+    """When they were read successfully (None: never)."""
+    error: str | None = None
+    """Why the last read failed (the windows are then the previous ones)."""
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".strip().rstrip(":")
+
+
+def read_figures(source: SeriesSource, now_ms: int, window_ms: int = WINDOW_MS,
+                 previous: Figures | None = None) -> Figures:
+    """Read the figures; a failure keeps ``previous``'s windows and says why (never raises)."""
+    try:
+        return Figures(read_windows(source, now_ms, window_ms), now_ms)
+    except PromQLEvalError as exc:  # the datasource's own message says it all
+        return replace(previous or Figures(), error=str(exc) or error_text(exc))
+    except Exception as exc:  # shown on the status line; the last figures stay
+        return replace(previous or Figures(), error=error_text(exc))
+
+
+FIGURES_WAIT_S = 0.5
+"""How long a poll waits for figures being read elsewhere before showing the last ones."""
+
+
+class FiguresReader:
+    """Reads the figures from a remote source in one thread of its own, one read at a time.
+
+    ``figures(now_ms, wait_s)`` starts a read unless one is under way, waits up to
+    ``wait_s`` for it, and returns the latest figures: the new ones, or the previous ones
+    while a slow read goes on (the next call picks its result up).
+    """
+
+    def __init__(self, source: SeriesSource, window_ms: int = WINDOW_MS) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.source = source
+        self.window_ms = window_ms
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="qbconsole-figures")
+        self._pending = None
+        self._latest = Figures()
+
+    def figures(self, now_ms: int, wait_s: float) -> Figures:
+        from concurrent.futures import TimeoutError as Pending
+
+        if self._pending is None:
+            self._pending = self._pool.submit(read_figures, self.source, now_ms, self.window_ms, self._latest)
+        try:
+            self._latest = self._pending.result(timeout=wait_s)
+            self._pending = None
+        except Pending:
+            pass
+        return self._latest
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the screens show, as of ``now_ms``; ``error`` is set when the last read failed."""
 
@@ -44,6 +108,10 @@ class Snapshot:
     sources: tuple[SourceStatus, ...] = ()
     metrics: Mapping[str, MetricWindow] = field(default_factory=dict)
     """The Overview figures' recent windows, by ``groups`` spec key (and part key)."""
+    metrics_ms: int | None = None
+    """When those were read (they can be older than ``read_ms`` when their source fails)."""
+    metrics_error: str | None = None
+    """Why the figures' last read failed (a Prometheus datasource that does not answer)."""
     alerts: tuple[AlertRow, ...] = ()
     """Active alerts and those resolved in the last 15 minutes, in the store's feed order."""
     silences: tuple[Silence, ...] = ()
@@ -99,21 +167,28 @@ def read_detail(store: Store, alert_id: int) -> AlertDetail | None:
 
 
 def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
-                  detail_id: int | None = None, metrics: SeriesSource | None = None) -> Snapshot:
-    """Read everything the screens need; exceptions propagate (the caller reports them).
+                  detail_id: int | None = None, metrics: SeriesSource | None = None,
+                  figures: Figures | None = None) -> Snapshot:
+    """Read everything the screens need; a store failure propagates (the caller reports it).
 
     The Overview figures cost one query per metric name (about 30, see ``metricdata``);
     alerts cost one query, active silences one (a small table) and the outbox backlog two
     indexed counts; ``detail_id`` adds the detail of one alert. ``metrics`` is where the
-    figures are read from (default: the store; a PrometheusReader on that backend).
+    figures are read from (default: the store; a PrometheusReader on that backend), unless
+    ``figures`` were already read (the console reads Prometheus in a thread of its own, so
+    that a slow or dead Prometheus never holds up the store's alerts, lease and sources).
     """
     conn = store.read()
+    if figures is None:  # read here: a failure fails the snapshot (on the store, it is a store failure)
+        figures = Figures(read_windows(store if metrics is None else metrics, now_ms, window_ms), now_ms)
     return Snapshot(
         now_ms=now_ms,
         read_ms=now_ms,
         lease=store.lease_info(),
         sources=tuple(sorted(store.source_statuses(), key=lambda s: s.name)),
-        metrics=read_windows(store if metrics is None else metrics, now_ms, window_ms),
+        metrics=figures.windows,
+        metrics_ms=figures.read_ms,
+        metrics_error=figures.error,
         alerts=tuple(current_alerts(conn, now_ms)),
         silences=tuple(silences(conn, now_ms)),
         backlog=backlog(conn),
@@ -124,7 +199,7 @@ def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
 
 def failed_snapshot(previous: Snapshot | None, now_ms: int, error: BaseException) -> Snapshot:
     """The last good data (if any) marked with the read error, so screens keep their content."""
-    message = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    message = error_text(error)
     if previous is None:
         return Snapshot(now_ms=now_ms, error=message)
     return replace(previous, now_ms=now_ms, error=message)

@@ -170,7 +170,12 @@ class SampleCache:
                 self.stats["resets"] += 1
             self._spans.clear()
         elif changes:
-            self._apply(changes)
+            try:
+                self._apply(changes)
+            except BaseException:  # the log is consumed: nothing cached can be trusted now
+                self._spans.clear()
+                self._version = None
+                raise
         self._version, self._edge, self._floor, self._dirty = version, edge, floor, False
 
     def _apply(self, changes: list[tuple[int, int]]) -> None:

@@ -158,8 +158,8 @@ def _top(data: ChartData) -> float:
     """The y axis's top: the fixed maximum, else the data's peak (or a nearby target) plus 15 %."""
     if data.y_max is not None:
         return data.y_max if data.y_max > 0 else 1.0
-    peak = max((v for line in data.series for _, v in line.points), default=0.0)
-    top = peak if peak > 0 else 1.0
+    peak = max((v for line in data.series for _, v in line.points if math.isfinite(v)), default=0.0)
+    top = peak if 0 < peak < 1e300 else 1.0
     if data.threshold is not None and 0 < data.threshold <= 2 * top:
         top = max(top, data.threshold)  # show the target when it is near the data
     return top * 1.15
@@ -182,7 +182,7 @@ def reduce_line(points: Sequence[tuple[int, float]], start_ms: int, window_ms: i
         if offset < 0 or offset > window_ms or not math.isfinite(value):
             continue
         column = min(columns - 1, int(offset / column_ms))
-        row = round(value * scale)
+        row = round(min(max(value * scale, -rows), 2 * rows))  # far outside the axis: clipped anyway
         if column != current:
             if current >= 0:
                 _emit(out, current, first, low, high)

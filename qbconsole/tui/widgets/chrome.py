@@ -60,10 +60,20 @@ def backlog_parts(snapshot: Snapshot) -> Parts:
     return [(text, "$warning")]
 
 
+METRICS_ERROR_SHOWN = 40
+"""The status line shows this much of a failing metrics source's error (Sources has all of it)."""
+
+
 def status_segments(snapshot: Snapshot, own_holder: str | None) -> list[tuple[int, Parts]]:
     """The status line's segments in display order, each with a rank: 0 is kept longest when
     the line is too narrow; good news and the refresh time go first."""
-    segments: list[tuple[int, Parts]] = [(0, firing_parts(snapshot))]
+    segments: list[tuple[int, Parts]] = []
+    if snapshot.metrics_error:  # first: every figure on screen is older than it looks
+        error = snapshot.metrics_error
+        error = error if len(error) <= METRICS_ERROR_SHOWN else error[:METRICS_ERROR_SHOWN - 1] + "…"
+        since = f" (figures from {clock(snapshot.metrics_ms)})" if snapshot.metrics_ms is not None else ""
+        segments.append((0, [(f"✖ metrics read failed{since}: ", "bold $error"), (error, "$error")]))
+    segments.append((0, firing_parts(snapshot)))
     if backlog := backlog_parts(snapshot):
         segments.append((2, backlog))
     down = snapshot.sources_down
