@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,8 @@ def open_store(args: argparse.Namespace, config=None):
         return Store.open(path, **kwargs)
     except OSError as err:
         raise UserError(f"cannot open store {path}: {err.strerror or err}") from None
+    except sqlite3.DatabaseError as err:  # not a database, damaged, or locked beyond the busy timeout
+        raise UserError(f"cannot open store {path}: {err} (is it a qbconsole store? --db picks another)") from None
 
 
 def chart_source(store, datasource, url_override: str | None):

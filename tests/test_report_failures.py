@@ -96,3 +96,14 @@ def test_a_scratch_store_that_opens_is_removed_on_close(tmp_path):
     assert len(list(tmp_path.iterdir())) == 1
     scratch.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_store_is_one_line_of_error_for_every_command(tmp_path):
+    db = tmp_path / "notes.txt"
+    db.write_bytes(b"this is not a database, it is a text file with enough bytes to look like one " * 100)
+    for command in (["alerts", "list"], ["report", "--last", "1h"]):
+        done = subprocess.run([sys.executable, "-m", "qbconsole", "--db", str(db), *command],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"qbconsole: cannot open store {db}: file is not a database (is it a qbconsole store? --db picks another)"]
