@@ -15,7 +15,8 @@ by the reader, stable per name and label set for its lifetime.
 
 The console polls every second, so ``select`` without labels is cached per metric
 name: a later window fetches only the tail (with ``overlap_ms`` for late scrapes),
-and at most once per ``refresh_ms`` of request time. Every failure is the backend's
+and at most once per ``refresh_ms`` of the requested windows' end (the console asks for windows
+ending now, so: of wall time). Every failure is the backend's
 PromQLEvalError.
 """
 
