@@ -149,9 +149,9 @@ class Prometheus:
 class Backfilled:
     """The same samples in a local store and (as TSDB blocks) in a Prometheus."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, minutes: int = 130) -> None:
         self.now = now_ms()
-        self.data_lo, self.data_hi = self.now - 130 * MINUTE, self.now - 2 * MINUTE
+        self.data_lo, self.data_hi = self.now - minutes * MINUTE, self.now - 2 * MINUTE
         self.samples = dataset(self.data_lo, self.data_hi)
         (tmp / "data").mkdir()
         (tmp / "input.om").write_text(openmetrics(self.samples))
@@ -259,31 +259,64 @@ def test_only_the_names_the_report_reads_are_fetched(backfilled, config):
         assert not set(fetched) - set(scratch.names())
 
 
-def test_scratch_store_holds_the_raw_samples_and_rolls_up_whole_final_minutes(backfilled):
+def test_scratch_store_rolls_up_whole_final_minutes_and_reads_raw_samples_when_asked(backfilled):
     b = backfilled
+    name = "system_cpu_percent"
     lo, hi = b.now - 70 * MINUTE + 17, b.now - 4 * MINUTE - 5  # over a chunk boundary, off the minute
+    want = sorted((s.labels["host"], s.ts, s.value) for s in b.samples if s.name == name and lo <= s.ts <= hi)
     with ScratchStore(b.reader, lo, hi, b.now) as scratch:
-        written = scratch.fetch("system_cpu_percent")
-        assert scratch.fetch("system_cpu_percent") == 0  # once per name
-        want = sorted((s.labels["host"], s.ts, s.value) for s in b.samples
-                      if s.name == "system_cpu_percent" and lo <= s.ts <= hi)
-        assert written == len(want)
-        got = sorted((info.labels["host"], ts, v) for info, pts in scratch.select("system_cpu_percent", lo, hi)
-                     for ts, v in pts)
-        assert got == want
+        first = -(-lo // MINUTE) * MINUTE  # the minute cut by lo is not rolled up
         assert scratch.final_until == final_until(hi, b.now) == (hi + 1) // MINUTE * MINUTE
-        for info in scratch.store.series("system_cpu_percent"):
-            [local] = b.local.series("system_cpu_percent", info.labels)
-            first = -(-lo // MINUTE) * MINUTE  # the minute cut by lo is not rolled up
+        written = scratch.fetch(name)
+        assert scratch.fetch(name) == 0  # once per name
+        edges = [w for w in want if w[1] < first or w[1] >= scratch.final_until]
+        assert scratch.samples_fetched == len(edges) > 0  # raw: only the partial minutes at both ends
+        assert written == len(edges) + scratch.rollup_rows_fetched
+        for info in scratch.store.series(name):
+            [local] = b.local.series(name, info.labels)
             rolled = scratch.store.rollups(info.id, 0, 1 << 62)
             assert [r[0] for r in rolled] == list(range(first, scratch.final_until, MINUTE))
-            assert rolled == b.local.rollups(local.id, first, scratch.final_until - 1)
+            expected = b.local.rollups(local.id, first, scratch.final_until - 1)
+            assert [r[:2] + r[3:] for r in rolled] == [r[:2] + r[3:] for r in expected]
+            assert [r[2] for r in rolled] == pytest.approx([r[2] for r in expected], rel=1e-12)
+        # A query of raw samples fetches them first: the span it reads, of the name its series id has.
+        sid = scratch.store.series(name)[0].id
+        a, c = first + 10 * MINUTE, first + 20 * MINUTE - 1
+        count = scratch.read().execute("SELECT count(*) FROM samples WHERE series_id = ? AND ts BETWEEN ? AND ?",
+                                       (sid, a, c)).fetchone()[0]
+        host = scratch.store.series(name)[0].labels["host"]
+        assert count == sum(1 for w in want if w[0] == host and a <= w[1] <= c) > 0
+        assert scratch.samples_fetched == len(edges) + sum(1 for w in want if a <= w[1] <= c)
+        got = sorted((info.labels["host"], ts, v) for info, pts in scratch.select(name, lo, hi) for ts, v in pts)
+        assert got == want and scratch.samples_fetched == len(want)  # the rest, each sample once
 
 
 def test_the_scratch_store_is_deleted_afterwards(backfilled, config, tmp_path):
     b = backfilled
     build_remote_report(b.reader, None, config, b.now - 10 * MINUTE, b.now, now_ms=b.now, directory=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def backfilled_hours(tmp_path_factory):
+    _require_binaries()
+    stack = Backfilled(tmp_path_factory.mktemp("prometheus-reports-hours"), minutes=7 * 60)
+    yield stack
+    stack.stop()
+
+
+def test_a_multi_hour_report_equals_the_local_one_from_a_fraction_of_the_raw_samples(backfilled_hours, config):
+    b = backfilled_hours
+    start, end = b.now - 183 * MINUTE + 4_567, b.now - 3 * MINUTE - 89  # 3 hours, not on minutes
+    fetched: dict = {}
+    local = build_report(b.local, config, start, end, now_ms=b.now).to_dict()
+    remote = build_remote_report(b.reader, b.local, config, start, end, now_ms=b.now, fetched=fetched).to_dict()
+    assert_same(local, remote)
+    assert remote["application"]["requests"]["total"]["value"] > 0  # the counter reset is in the window
+    lo, hi = fetch_range(start, end)
+    held = sum(1 for s in b.samples if s.name in fetched["names"] and lo <= s.ts <= hi)
+    assert fetched["rollup_rows"] > 0 and held > 20_000
+    assert fetched["samples"] < held / 4, (fetched, held)  # what the previous version fetched: all of them
 
 
 # ---- wiring: the command line and the console ---------------------------------------------------------
