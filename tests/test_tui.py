@@ -15,6 +15,7 @@ import pytest
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets._footer import FooterKey
 
+from helpers import until
 from qbconsole.model import Sample
 from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.tui.app import HANGUP_RETURN_CODE, QBConsoleApp
@@ -51,14 +52,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("refresh", 1.0)
     kw.setdefault("settings_path", tmp_path / "config" / "settings.json")
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await pilot.pause(0.01)
-    assert predicate(), "condition not met in time"
 
 
 def text_of(widget: Static) -> str:

@@ -15,6 +15,7 @@ import pytest
 from textual.widgets import Button, DataTable, Footer, Input, Static
 from textual.widgets._footer import FooterKey
 
+from helpers import until
 from qbconsole.actions import approve, audit_entries, get, list_proposals, reject
 from qbconsole.actions import proposals as rows
 from qbconsole.actions.executors import Outcome
@@ -165,14 +166,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("agent", ConfigOnly())
     kw.setdefault("alert_exprs", {"HighCPU": "system_cpu_percent > 80"})
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await pilot.pause(0.01)
-    assert predicate(), "condition not met in time"
 
 
 def text_of(widget) -> str:

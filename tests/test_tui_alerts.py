@@ -16,6 +16,7 @@ import pytest
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets._footer import FooterKey
 
+from helpers import until
 from qbconsole.notify import outbox
 from qbconsole.notify.channels import DeliveryError
 from qbconsole.store import Store
@@ -143,14 +144,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("alert_exprs", EXPRS)
     kw.setdefault("theme", "dark")
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await pilot.pause(0.01)
-    assert predicate(), "condition not met in time"
 
 
 async def open_alerts(pilot) -> AlertTable:

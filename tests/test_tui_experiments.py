@@ -15,6 +15,7 @@ import json
 import pytest
 from textual.widgets import Button, Input, Static
 
+from helpers import until
 from qbconsole.experiments import lifecycle
 from qbconsole.experiments.analyze import analyze
 from qbconsole.experiments.assign import expose, track
@@ -71,14 +72,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("operator", OPERATOR)
     kw.setdefault("theme", "dark")
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not met in time"
 
 
 async def open_experiments(pilot) -> ExperimentsScreen:

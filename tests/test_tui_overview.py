@@ -15,6 +15,7 @@ import math
 import pytest
 from textual.widgets import Static
 
+from helpers import until
 from qbconsole.config import parse_config
 from qbconsole.model import Sample
 from qbconsole.store import Store
@@ -87,14 +88,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("settings_path", tmp_path / "config" / "settings.json")
     kw.setdefault("theme", "dark")
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not met in time"
 
 
 def rows(app) -> dict[str, MetricRow]:

@@ -19,6 +19,7 @@ from textual.content import Content
 from textual.widgets import Footer, Input, RadioButton, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
+from helpers import until
 from qbconsole.config import parse_config
 from qbconsole.report import SECTIONS, build_report, render_json
 from qbconsole.report.layout import cell, figure_rows
@@ -77,14 +78,6 @@ def make_app(store, tmp_path, **kw) -> QBConsoleApp:
     kw.setdefault("theme", "dark")
     kw.setdefault("agent", ConfigOnly())
     return QBConsoleApp(store, **kw)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await pilot.pause(0.01)
-    assert predicate(), "condition not met in time"
 
 
 async def open_reports(pilot) -> ReportsScreen:
