@@ -2,6 +2,7 @@
 
     python bench/report.py [--json] [--days 7] [--step 15] [--repeats 3]
     python bench/report.py --datasource [--hours 1] [--step 15]   # the same data read from Prometheus
+                                                                  # (--hours 24 or 168: long windows)
 
 Seeds a temporary store the way a running agent leaves it: 100 series of the
 platform, system, probe, business and real-user metrics, one sample every
@@ -152,7 +153,7 @@ def datasource_bench(args) -> int:
 
     from qbconsole.datasource.prometheus import PrometheusBackend
     from qbconsole.datasource.reader import PrometheusReader
-    from qbconsole.report.remote import build_remote_report
+    from qbconsole.report.remote import build_remote_report, fetch_range
 
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     if not (prometheus and promtool):
@@ -190,16 +191,19 @@ def datasource_bench(args) -> int:
                     pass
                 time.sleep(0.1)
             backend = PrometheusBackend(url, timeout_s=60)
-            remote_times, local_times = [], []
+            remote_times, local_times, fetched = [], [], {}
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                report = build_remote_report(PrometheusReader(backend), store, config, start, end, now_ms=end + 60_000)
+                report = build_remote_report(PrometheusReader(backend), store, config, start, end, now_ms=end + 60_000,
+                                             fetched=fetched)
                 remote_times.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 build_report(store, config, start, end, now_ms=end + 60_000)
                 local_times.append(time.perf_counter() - t)
             backend.close()
             figures = sum(1 for f in report.figures() if f.value is not None)
+            lo, hi = fetch_range(start, end)  # all raw samples of the names read: what reading them raw costs
+            held = sum(len(points) for name in fetched["names"] for _, points in store.select(name, lo, hi))
         finally:
             if proc is not None:
                 proc.terminate()
@@ -208,7 +212,9 @@ def datasource_bench(args) -> int:
     result = {"prometheus_report_s": round(statistics.median(remote_times), 3),
               "prometheus_runs_s": [round(x, 3) for x in remote_times],
               "local_report_s": round(statistics.median(local_times), 3), "hours": args.hours, "step_s": args.step,
-              "series": 100, "samples": samples, "figures_with_a_value": figures}
+              "series": 100, "samples": samples, "figures_with_a_value": figures,
+              "raw_samples_fetched": fetched["samples"], "rollup_rows_fetched": fetched["rollup_rows"],
+              "raw_samples_of_the_names_read": held}
     if args.json:
         print(json.dumps(result))
     else:
@@ -216,6 +222,8 @@ def datasource_bench(args) -> int:
               f"({samples:,} samples: the window and the previous period)")
         print(f"prometheus  {result['prometheus_report_s']:.3f} s  (median of {args.repeats}: "
               f"{', '.join(f'{x:.3f}' for x in remote_times)}), {figures} figures with a value")
+        print(f"fetched     {fetched['samples']:,} raw samples + {fetched['rollup_rows']:,} rollup rows "
+              f"({len(fetched['names'])} names; they hold {held:,} raw samples in the range read)")
         print(f"local       {result['local_report_s']:.3f} s  (the same samples in the local store)")
     return 0
 

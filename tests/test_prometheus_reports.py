@@ -32,6 +32,7 @@ from qbconsole.datasource.prometheus import PrometheusBackend
 from qbconsole.datasource.reader import PrometheusReader
 from qbconsole.model import Sample
 from qbconsole.report import build_report
+from qbconsole.report import scratch as scratch_module
 from qbconsole.report.remote import ScratchStore, build_remote_report, fetch_range, final_until
 from qbconsole.report.window import MINUTE
 from qbconsole.store import Store
@@ -317,6 +318,21 @@ def test_a_multi_hour_report_equals_the_local_one_from_a_fraction_of_the_raw_sam
     held = sum(1 for s in b.samples if s.name in fetched["names"] and lo <= s.ts <= hi)
     assert fetched["rollup_rows"] > 0 and held > 20_000
     assert fetched["samples"] < held / 4, (fetched, held)  # what the previous version fetched: all of them
+
+
+def test_names_scraped_less_often_than_the_break_even_are_read_raw_and_rolled_up_here(
+        backfilled_hours, config, monkeypatch):
+    b = backfilled_hours
+    monkeypatch.setattr(scratch_module, "RAW_BELOW", 60 / (STEP_MS / 1000) + 1)  # 6 samples a minute: below
+    start, end = b.now - 123 * MINUTE + 4_567, b.now - 3 * MINUTE - 89
+    fetched: dict = {}
+    local = build_report(b.local, config, start, end, now_ms=b.now).to_dict()
+    remote = build_remote_report(b.reader, b.local, config, start, end, now_ms=b.now, fetched=fetched).to_dict()
+    assert_same(local, remote)
+    lo, hi = fetch_range(start, end)
+    series = {(s.name, tuple(sorted(s.labels.items()))) for s in b.samples if s.name in fetched["names"]}
+    assert 0 < fetched["rollup_rows"] <= scratch_module.PROBE_MINUTES * len(series)  # the last minutes only
+    assert fetched["samples"] == sum(1 for s in b.samples if s.name in fetched["names"] and lo <= s.ts <= hi)
 
 
 # ---- wiring: the command line and the console ---------------------------------------------------------

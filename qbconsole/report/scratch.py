@@ -15,7 +15,9 @@ time, the first time the report asks for the name:
   timestamp parameters bound (the whole range when it has fewer than two), unless already fetched.
   Percentiles, share-above-threshold and late-arriving event series read the whole window raw;
   the edges of each window a few minutes. A name whose rollups hold a NaN (Prometheus counts
-  NaN, the store skips it) is read raw and rolled up here instead.
+  NaN, the store skips it) is read raw and rolled up here instead, and so is a name with fewer
+  than ``RAW_BELOW`` samples a minute in its last ``PROBE_MINUTES`` final minutes: a rollup row
+  (four values) costs Prometheus and the wire about as much as four raw samples.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from qbconsole.store.writer import canonical_labels
 
 SETTLE_MS = 30_000  # a scrape lands within its timeout (10 s by default); after this a minute is final
 _DONE_KEY = "rollup_done_until"  # maintenance's high-water mark: Window reads what is final from it
+PROBE_MINUTES = 10  # the final minutes whose samples per minute decide: rollups or raw samples
+RAW_BELOW = 4.0  # samples per minute below which a name's raw samples are fetched and rolled up here
 _READS_SAMPLES = re.compile(r"\b(?:from|join)\s+samples\b", re.IGNORECASE)
 
 
@@ -195,13 +199,23 @@ class ScratchStore:
             return written
 
     def _rollups(self, name: str, first: int) -> int:
-        found = self.reader.name_rollups(name, first, self.final_until - 1)
-        if any(r[2] != r[2] or r[3] != r[3] or r[4] != r[4] for _, rows in found for r in rows):
+        # A rollup row costs about RAW_BELOW raw samples to fetch: at fewer samples a minute
+        # (scrapes 15 s apart or more) the raw samples are cheaper. The last minutes tell.
+        probe_lo = max(first, self.final_until - PROBE_MINUTES * MINUTE)
+        probe = self.reader.name_rollups(name, probe_lo, self.final_until - 1)
+        rows_seen = sum(len(rows) for _, rows in probe)
+        if rows_seen and sum(r[1] for _, rows in probe for r in rows) < RAW_BELOW * rows_seen:
+            self.rollup_rows_fetched += rows_seen
+            return self._roll_up_here(name)
+        found: dict[int, tuple[SeriesInfo, list[tuple]]] = {}  # by the reader's series id
+        for info, rows in (self.reader.name_rollups(name, first, probe_lo - 1) if probe_lo > first else []) + probe:
+            found[info.id] = (info, found.get(info.id, (info, []))[1] + rows)
+        if any(r[2] != r[2] or r[3] != r[3] or r[4] != r[4] for _, rows in found.values() for r in rows):
             return self._roll_up_here(name)  # NaN: Prometheus counted it, the store skips it
 
         def insert(conn) -> int:
             n = 0
-            for info, rows in found:
+            for info, rows in found.values():
                 conn.execute("INSERT OR IGNORE INTO series(name, labels) VALUES (?, ?)",
                              (name, canonical_labels(info.labels)))
                 sid = conn.execute("SELECT id FROM series WHERE name = ? AND labels = ?",
