@@ -6,10 +6,12 @@
 
 :class:`PrometheusReader` answers ``names()``, ``series(name)``, ``select(name, start,
 end)``, ``range(series_id, start, end)``, ``rollups(series_id, start, end)`` and
-``quantile(...)`` with the return types of :class:`qbconsole.store.Store`. Raw samples
+``quantile(...)`` with the return types of :class:`qbconsole.store.Store`; for reports also
+``samples(name, ...)`` (raw, never cached) and ``name_rollups(name, ...)`` (every series of a
+name in one query). Raw samples
 come from an instant query of a range selector (``{__name__="x"}[Nms]`` at ``end``:
 Prometheus 2.x ranges are closed, so that is exactly ``[start, end]``); per-minute
-rollups from one range query per series whose evaluation times are minute ends
+rollups from one range query per series (or name) whose evaluation times are minute ends
 (``[m, m+59999]`` is the store's bucket ``[m, m+60000)``). Series ids are given
 by the reader, stable per name and label set for its lifetime.
 
