@@ -190,12 +190,12 @@ class ScratchStore:
             if name not in self.names():  # one request for every name instead of one per unknown name
                 self._absent.add(name)
                 return 0
-            self._fetched.add(name)
             first = -(-self.lo // MINUTE) * MINUTE
             written = self.raw(name, self.lo, min(first, self.final_until) - 1)
             written += self.raw(name, max(first, self.final_until), self.hi)
             if first < self.final_until:
                 written += self._rollups(name, first)
+            self._fetched.add(name)  # only when complete: a failed fetch is tried again (idempotent)
             return written
 
     def _rollups(self, name: str, first: int) -> int:
