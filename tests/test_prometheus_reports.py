@@ -292,6 +292,33 @@ def test_scratch_store_rolls_up_whole_final_minutes_and_reads_raw_samples_when_a
         assert got == want and scratch.samples_fetched == len(want)  # the rest, each sample once
 
 
+def test_a_raw_read_without_both_time_bounds_fetches_the_whole_range_of_its_series_name(backfilled):
+    b = backfilled
+    lo, hi = b.now - 50 * MINUTE + 17, b.now - 4 * MINUTE - 5
+    with ScratchStore(b.reader, lo, hi, b.now) as scratch:
+        [info] = scratch.series("system_memory_percent", {"host": "b"})
+        scratch.series("system_cpu_percent")
+        before = scratch.samples_fetched
+        conn = scratch.read()
+        count = conn.execute("SELECT count(*) FROM samples WHERE series_id = :sid AND ts <= :hi",
+                             {"sid": info.id, "hi": hi}).fetchone()[0]
+        want = [s for s in b.samples if s.name == "system_memory_percent" and lo <= s.ts <= hi]
+        assert count == sum(1 for s in want if s.labels["host"] == "b") > 0
+        assert scratch.samples_fetched - before < len(want)  # of that name only, edges not again
+        cpu = [s for s in b.samples if s.name == "system_cpu_percent" and lo <= s.ts <= hi]
+        assert scratch.samples_fetched < len(want) + len(cpu)  # cpu's middle minutes were not fetched
+
+
+def test_spans_say_what_is_missing_and_merge():
+    spans = scratch_module.Spans()
+    spans.add(10, 19)
+    spans.add(30, 39)
+    assert spans.missing(0, 50) == [(0, 9), (20, 29), (40, 50)]
+    assert spans.missing(12, 35) == [(20, 29)]
+    spans.add(20, 29)
+    assert spans.spans == [(10, 39)] and spans.missing(10, 39) == []
+
+
 def test_the_scratch_store_is_deleted_afterwards(backfilled, config, tmp_path):
     b = backfilled
     build_remote_report(b.reader, None, config, b.now - 10 * MINUTE, b.now, now_ms=b.now, directory=str(tmp_path))
