@@ -18,6 +18,12 @@ time, the first time the report asks for the name:
   NaN, the store skips it) is read raw and rolled up here instead, and so is a name with fewer
   than ``RAW_BELOW`` samples a minute in its last ``PROBE_MINUTES`` final minutes: a rollup row
   (four values) costs Prometheus and the wire about as much as four raw samples.
+
+The contract this puts on report code: a statement that reads ``samples`` passes its series
+ids and its time bounds as parameters (not computed in SQL, e.g. ``ts > ? - 300000``), or
+reads a name's whole range. A query that breaks it would read samples that were never
+fetched; ``tests/test_prometheus_reports.py`` compares whole reports on both backends, figure
+for figure, to catch that.
 """
 
 from __future__ import annotations
