@@ -12,15 +12,14 @@ tests skip, except under CI (``CI`` set), where they fail.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from helpers import free_port
+from prometheus_servers import ALERTMANAGER, Server, require_binaries, start_prometheus
 from qbconsole.agent import Agent
 from qbconsole.alertmanager.api import parse_alerts, parse_silences
 from qbconsole.datasource import range_query
@@ -30,8 +29,6 @@ from qbconsole.store import Store
 from qbconsole.store.alerts import acknowledge, current_alerts, events
 
 ADMIN_TOKEN = "integration-admin-token"
-PROMETHEUS = shutil.which("prometheus")
-ALERTMANAGER = shutil.which("prometheus-alertmanager")
 
 # The rules both agents run, word for word.
 RULES = """\
@@ -48,21 +45,6 @@ alert_rules:
 """
 
 
-def _require_binaries() -> None:
-    if PROMETHEUS and ALERTMANAGER:
-        return
-    message = "prometheus and prometheus-alertmanager are not installed (make system-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout: float, step: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,29 +58,6 @@ def wait_for(predicate, timeout: float, step: float = 0.2):
     return predicate()
 
 
-class Server:
-    """A server process we started; ``stop()`` ends it (and only it)."""
-
-    def __init__(self, name: str, argv: list[str], url: str, log: Path) -> None:
-        self.name, self.url, self.log = name, url, log
-        with open(log, "wb") as fh:
-            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
-        ready = wait_for(lambda: self.proc.poll() is None and httpx.get(f"{url}/-/ready", timeout=1).status_code == 200,
-                         20)
-        if not ready:
-            self.stop()
-            raise RuntimeError(f"{name} did not get ready:\n{log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def start_alertmanager(tmp: Path) -> Server:
     config = tmp / "alertmanager.yml"
     config.write_text("route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n"
@@ -108,17 +67,6 @@ def start_alertmanager(tmp: Path) -> Server:
     return Server("alertmanager", [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
                                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                   f"http://127.0.0.1:{port}", tmp / "alertmanager.log")
-
-
-def start_prometheus(tmp: Path, targets: dict[str, str]) -> Server:
-    jobs = "".join(f"  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n"
-                   for job, target in targets.items())
-    config = tmp / "prometheus.yml"
-    config.write_text(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}")
-    port = free_port()
-    return Server("prometheus", [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prom-data'}",
-                                 f"--web.listen-address=127.0.0.1:{port}"],
-                  f"http://127.0.0.1:{port}", tmp / "prometheus.log")
 
 
 class Stack:
@@ -139,7 +87,8 @@ class Stack:
         self.stoppers.append(self.am.stop)
         metrics_port = free_port()
         target = self.platform.url.split("//", 1)[1].rstrip("/")
-        self.prom = start_prometheus(tmp, {"quickbid": target, "qbconsole": f"127.0.0.1:{metrics_port}"})
+        self.prom = start_prometheus(tmp, {"quickbid": target, "qbconsole": f"127.0.0.1:{metrics_port}"},
+                                     data="prom-data")
         self.stoppers.append(self.prom.stop)
 
         self.local_rules = tmp / "local.yaml"
@@ -198,7 +147,7 @@ def am_label_sets(stack: Stack) -> set[frozenset]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    _require_binaries()
+    require_binaries("prometheus", "prometheus-alertmanager")
     stack = Stack(tmp_path_factory.mktemp("prometheus-alertmanager"))
     try:
         stack.start()

@@ -15,18 +15,15 @@ binaries the tests skip, except under CI (``CI`` set), where they fail.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
-from collections import defaultdict
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from textual.widgets import Static
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from helpers import free_port, wait_for
+from prometheus_servers import backfill, require_binaries, start_prometheus
 from qbconsole.agent import Agent
 from qbconsole.cli import UserError, chart_source
 from qbconsole.config.model import DatasourceConfig
@@ -42,53 +39,17 @@ from qbconsole.tui.metricdata import MINUTE_MS, read_windows
 from qbconsole.tui.targets import Status
 from qbconsole.tui.widgets.chrome import StatusLine
 from qbconsole.tui.widgets.tile import Tile
-from test_prometheus_alertmanager_integration import Server, free_port, wait_for
 from test_tui_overview import rows, seed_groups, show_group, until
 from test_tui_snapshots import NOW_MS, seed_samples
 
-PROMETHEUS = shutil.which("prometheus")
-PROMTOOL = shutil.which("promtool")
 HOUR = 60 * MINUTE_MS
 NAMES = sorted({name for g in GROUPS for m in g.metrics for name in (m.name, m.pair) if name})
-
-
-def _require_binaries() -> None:
-    if PROMETHEUS and PROMTOOL:
-        return
-    message = "prometheus and promtool are not installed (make system-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def openmetrics(samples) -> str:
-    """The samples as an OpenMetrics text file, one family per metric name, ts in seconds."""
-    by_name = defaultdict(list)
-    for s in samples:
-        by_name[s.name].append(s)
-    lines = []
-    for name, rows in by_name.items():
-        lines.append(f"# TYPE {name} unknown")
-        for s in sorted(rows, key=lambda s: (sorted(s.labels.items()), s.ts)):
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            lines.append(f"{name}{{{labels}}} {s.value!r} {s.ts // 1000}.{s.ts % 1000:03d}")
-    return "\n".join(lines) + "\n# EOF\n"
-
-
-def start_prometheus(tmp: Path, scrape: str | None = None) -> Server:
-    jobs = f"scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{scrape}']}}]\n" if scrape else ""
-    config = tmp / "prometheus.yml"
-    config.write_text(f"global:\n  scrape_interval: 1s\n{jobs}")
-    port = free_port()
-    return Server("prometheus", [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
-                                 "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
-                  f"http://127.0.0.1:{port}", tmp / "prometheus.log")
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     """(store, Prometheus) holding the same samples."""
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     tmp = tmp_path_factory.mktemp("prom-charts")
     samples = seed_samples(NOW_MS, minutes=6 * 60)
     store = Store.open(tmp / "qb.db")
@@ -98,9 +59,7 @@ def seeded(tmp_path_factory):
     samples = [s for name in store.names() for info, pts in store.select(name, 0, NOW_MS)
                for s in (type(samples[0])(name, info.labels, ts, v) for ts, v in pts)]
     assert store.rollup(NOW_MS) > 0  # as an agent would have by NOW_MS
-    (tmp / "seed.om").write_text(openmetrics(samples))
-    subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "seed.om"), str(tmp / "data")],
-                   check=True, capture_output=True, timeout=120)
+    backfill(samples, tmp)
     prom = start_prometheus(tmp)
     try:
         yield store, prom
@@ -257,7 +216,7 @@ async def test_console_overview_reads_prometheus(seeded, tmp_path):
 
 
 async def test_console_shows_prometheus_down_in_the_status_line(tmp_path):
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     empty = Store.open(tmp_path / "state.db")
     reader = PrometheusReader(PrometheusBackend(f"http://127.0.0.1:{free_port()}", timeout_s=2))
     app = QBConsoleApp(empty, clock=lambda: NOW_MS / 1000, settings_path=tmp_path / "settings.json",
@@ -280,7 +239,7 @@ async def test_console_shows_prometheus_down_in_the_status_line(tmp_path):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """An exporter scraped every second by Prometheus and by a local agent into a store."""
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     tmp = tmp_path_factory.mktemp("prom-live")
     registry = CollectorRegistry()
     Gauge("system_cpu_percent", "cpu", registry=registry).set(41.5)
@@ -297,7 +256,7 @@ def live(tmp_path_factory):
             events.labels("blocked_ip").inc()
 
     threading.Thread(target=tick, daemon=True).start()
-    prom = start_prometheus(tmp, f"127.0.0.1:{port}")
+    prom = start_prometheus(tmp, {"app": f"127.0.0.1:{port}"})
     rules = tmp / "rules.yaml"
     rules.write_text("settings: {evaluation_interval: 1s}\nsources:\n"
                      f"  - {{name: app, kind: prometheus, url: 'http://127.0.0.1:{port}/metrics', interval: 1s}}\n")

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 
 from helpers import ROOT, free_port, now_ms, serve_http, stop_http, wait_for
+from prometheus_servers import backfill, require_binaries, start_prometheus
 from qbconsole.cli import main
 from qbconsole.config import load_config
 from qbconsole.datasource.prometheus import PrometheusBackend
@@ -39,19 +36,8 @@ from qbconsole.store import Store
 from qbconsole.tui import reports_data
 from qbconsole.tui.reports_data import ReportRange
 
-PROMETHEUS = shutil.which("prometheus")
-PROMTOOL = shutil.which("promtool")
 STEP_MS = 10_000
 UNREAD = "launch_party_balloons_total"  # in Prometheus, never read by a report
-
-
-def _require_binaries() -> None:
-    if PROMETHEUS and PROMTOOL:
-        return
-    message = "prometheus and promtool are not installed (make system-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 # ---- the data set ---------------------------------------------------------------------------------
@@ -103,50 +89,7 @@ def dataset(lo: int, hi: int, seed: int = 8) -> list[Sample]:
     return out
 
 
-def openmetrics(samples: list[Sample]) -> str:
-    """The samples as OpenMetrics text (untyped families, timestamps in seconds), grouped by name."""
-    lines = []
-    for s in sorted(samples, key=lambda s: (s.name, sorted(s.labels.items()), s.ts)):
-        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-        lines.append(f"{s.name}{{{labels}}} {s.value!r} {s.ts // 1000}.{s.ts % 1000:03d}")
-    return "\n".join(lines) + "\n# EOF\n"
-
-
 # ---- Prometheus -----------------------------------------------------------------------------------
-class Prometheus:
-    """A Prometheus we started on a free loopback port; ``stop()`` ends it (and only it)."""
-
-    def __init__(self, tmp: Path, scrape: dict[str, str] | None = None) -> None:
-        jobs = "".join(f"  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n"
-                       for job, target in (scrape or {}).items())
-        config = tmp / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n" + (jobs or "  []\n"))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = tmp / "prometheus.log"
-        with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
-                 f"--web.listen-address={self.url.split('//')[1]}"], stdout=fh, stderr=subprocess.STDOUT)
-
-        def ready():
-            try:
-                return self.proc.poll() is None and httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-        if not wait_for(ready, 30, 0.2):
-            self.stop()
-            raise RuntimeError(f"prometheus did not get ready:\n{self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 class Backfilled:
     """The same samples in a local store and (as TSDB blocks) in a Prometheus."""
 
@@ -154,11 +97,8 @@ class Backfilled:
         self.now = now_ms()
         self.data_lo, self.data_hi = self.now - minutes * MINUTE, self.now - 2 * MINUTE
         self.samples = dataset(self.data_lo, self.data_hi)
-        (tmp / "data").mkdir()
-        (tmp / "input.om").write_text(openmetrics(self.samples))
-        subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp / "input.om"),
-                        str(tmp / "data")], check=True, capture_output=True, timeout=120)
-        self.prometheus = Prometheus(tmp)
+        backfill(self.samples, tmp)
+        self.prometheus = start_prometheus(tmp)
         self.local = Store.open(tmp / "local.db")
         self.local.write(self.samples)
         self.local.rollup(self.now)
@@ -192,7 +132,7 @@ class Backfilled:
 
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory):
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     stack = Backfilled(tmp_path_factory.mktemp("prometheus-reports"))
     yield stack
     stack.stop()
@@ -327,7 +267,7 @@ def test_the_scratch_store_is_deleted_afterwards(backfilled, config, tmp_path):
 
 @pytest.fixture(scope="module")
 def backfilled_hours(tmp_path_factory):
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     stack = Backfilled(tmp_path_factory.mktemp("prometheus-reports-hours"), minutes=7 * 60)
     yield stack
     stack.stop()
@@ -469,11 +409,11 @@ def test_live_scrapes_give_the_same_report_within_scrape_timing(tmp_path, config
     number of samples at each value on each side: its average may differ by about one sample's
     share, while its peak and every counter increase (the activity happens between scrapes, and
     each side has a sample before the window and after the last change) are the same."""
-    _require_binaries()
+    require_binaries("prometheus", "promtool")
     from qbconsole.agent import Agent
 
     exporter = Exporter()
-    prometheus = Prometheus(tmp_path, {"exporter": exporter.target})
+    prometheus = start_prometheus(tmp_path, {"exporter": exporter.target})
     rules = tmp_path / "local.yaml"
     rules.write_text("settings: {evaluation_interval: 1s}\nsources:\n"
                      f"  - {{name: exporter, kind: prometheus, url: 'http://{exporter.target}/metrics', interval: 1s}}\n")
