@@ -124,21 +124,22 @@ def quantile(conn: sqlite3.Connection, series_id: int, start: int, end: int, q: 
 # ---- incremental readers --------------------------------------------------------------
 # A reader that keeps windows of samples it has read (the rules engine's sample cache)
 # asks the store what changed inside them instead of reading them again. The samples
-# table has no rowid to say "rows inserted since", so the writer connection keeps a log:
-# TEMP triggers (they live on that connection only, cost nothing on disk and vanish with
-# it) record the key of every sample written with ts <= the highest edge a watcher has
-# read up to, and of every sample deleted above the lowest edge. Appends beyond every
-# watcher's edge, the common case, are not logged. Writes by other connections (another
-# process) are not logged either; a change of ``PRAGMA data_version`` tells the watcher.
+# table has no rowid to say "rows inserted since", so the writer connection keeps a log
+# in TEMP tables (they live on that connection only, cost nothing on disk and vanish with
+# it): the key of every sample written with ts <= the highest edge a watcher has read up
+# to, and of every sample deleted above the lowest edge. Appends beyond every watcher's
+# edge, the common case, are not logged. Writes by other connections (another process)
+# are not logged either; a change of ``PRAGMA data_version`` tells the watcher.
+#
+# Inserts are logged by :func:`log_inserts`, which the writer calls with every batch
+# (one query and a list filter a batch; a row trigger cost about 1 us a row, more than the
+# insert itself). Updates and deletes, rare (retention purges), are logged by triggers.
 
 _WATCH_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS qb_window_watch (id INTEGER PRIMARY KEY,"
     " lo INTEGER NOT NULL, hi INTEGER NOT NULL, seen INTEGER NOT NULL, touched INTEGER NOT NULL)",
     "CREATE TEMP TABLE IF NOT EXISTS qb_window_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " series_id INTEGER NOT NULL, ts INTEGER NOT NULL)",
-    "CREATE TEMP TRIGGER IF NOT EXISTS qb_window_insert AFTER INSERT ON main.samples"
-    " WHEN NEW.ts <= (SELECT max(hi) FROM temp.qb_window_watch)"
-    " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (NEW.series_id, NEW.ts); END",
     "CREATE TEMP TRIGGER IF NOT EXISTS qb_window_update AFTER UPDATE ON main.samples"
     " WHEN (SELECT max(hi) FROM temp.qb_window_watch) IS NOT NULL"
     " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (OLD.series_id, OLD.ts), (NEW.series_id, NEW.ts); END",
@@ -147,6 +148,23 @@ _WATCH_DDL = (
     " AND OLD.ts <= (SELECT max(hi) FROM temp.qb_window_watch)"
     " BEGIN INSERT INTO qb_window_changes(series_id, ts) VALUES (OLD.series_id, OLD.ts); END",
 )
+
+
+def prepare_watch(conn: sqlite3.Connection) -> None:
+    """Create the (empty) watch log on the writer connection, so :func:`log_inserts` can ask it."""
+    for statement in _WATCH_DDL:
+        conn.execute(statement)
+
+
+def log_inserts(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """Log the keys of ``rows`` ((series_id, ts, value), being inserted or replaced in this
+    transaction) that fall at or below a watcher's edge. Writer connection only, after
+    :func:`prepare_watch`."""
+    hi = conn.execute("SELECT max(hi) FROM temp.qb_window_watch").fetchone()[0]
+    if hi is not None:
+        late = [(sid, ts) for sid, ts, _ in rows if ts <= hi]
+        if late:
+            conn.executemany("INSERT INTO temp.qb_window_changes(series_id, ts) VALUES (?, ?)", late)
 
 
 def watch_windows(conn: sqlite3.Connection, watcher: int, lo: int, hi: int, now: int,
@@ -161,8 +179,7 @@ def watch_windows(conn: sqlite3.Connection, watcher: int, lo: int, hi: int, now:
     ``data_version`` the connection's ``PRAGMA data_version``, which changes when another
     connection commits (those writes are not logged).
     """
-    for statement in _WATCH_DDL:
-        conn.execute(statement)
+    prepare_watch(conn)
     row = conn.execute("SELECT seen FROM temp.qb_window_watch WHERE id = ?", (watcher,)).fetchone()
     top = conn.execute("SELECT seq FROM temp.sqlite_sequence WHERE name = 'qb_window_changes'").fetchone()
     top = top[0] if top else 0

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Mapping
 
 from qbconsole.model import Sample, canonical_labels
+from qbconsole.store.queries import log_inserts, prepare_watch
 from qbconsole.store.records import encode_nan
 
 _STOP = object()
@@ -72,9 +73,12 @@ class SeriesIds:
 
 
 def insert_samples(conn: sqlite3.Connection, ids: SeriesIds, batch: list[Sample]) -> int:
-    """Insert a batch (last write wins on duplicate (series, ts)); return how many samples."""
-    conn.executemany("INSERT OR REPLACE INTO samples(series_id, ts, value) VALUES (?, ?, ?)",
-                     ids.rows(conn, batch))
+    """Insert a batch (last write wins on duplicate (series, ts)); return how many samples.
+
+    On the writer connection, where incremental readers' watch log lives (``queries.log_inserts``)."""
+    rows = ids.rows(conn, batch)
+    conn.executemany("INSERT OR REPLACE INTO samples(series_id, ts, value) VALUES (?, ?, ?)", rows)
+    log_inserts(conn, rows)
     return len(batch)
 
 
@@ -121,6 +125,7 @@ class Writer:
     def _run(self) -> None:
         conn = self._conn
         try:
+            prepare_watch(conn)
             while True:
                 job = self._queue.get()
                 if job is _STOP:
