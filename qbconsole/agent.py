@@ -190,7 +190,8 @@ class Agent:
         sources = self._sources(self.config)
         log.info("lease acquired by %s; starting %d source(s)", self.holder, len(sources))
         self.backend = self._make_backend(self.config)
-        self._scheduler = Scheduler(self.store.write, sources, on_status=self.store.set_source_status)
+        self._scheduler = Scheduler(self.store.write, sources, on_status=self.store.set_source_status,
+                                    record=self.store.write_run)
         self._scheduler.start()
         self.engine = RulesEngine(self.store, rule_groups(self.config), evaluator=self.backend,
                                   record=self.backend is None)

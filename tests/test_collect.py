@@ -425,3 +425,41 @@ def test_a_failure_can_carry_samples_of_its_own(make_scheduler):
     batch = rec.batches_of("bad")[0]
     assert [s.name for s in batch] == ["up", UP_METRIC, DURATION_METRIC]
     assert sched.status()["bad"].last_error.endswith("connection refused")
+
+
+# ---- one transaction a run --------------------------------------------------------------------
+def test_a_run_is_recorded_with_its_status_in_one_transaction(store):
+    commits = []
+    store.transaction(lambda conn: conn.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None))
+    recorder = Recorder()
+    source = FakeSource("a")
+    sched = Scheduler(recorder.sink, [source], on_status=recorder.on_status, record=store.write_run)
+    sched.start()
+    try:
+        assert wait_until(lambda: source.runs >= 3 and len(store.source_statuses()) == 1)
+    finally:
+        sched.stop(timeout=1)
+    assert recorder.batches == [] and recorder.statuses == []  # record took both
+    status = store.source_statuses()[0]
+    assert status.name == "a" and status.up and status.last_error is None
+    recorded = len(store.series("fake_a"))  # each run writes its own series (label run=n)
+    assert recorded >= 3
+    assert len(commits) == recorded + 1  # one commit a run, plus the job that set the trace hook
+
+
+def test_a_failed_record_still_shows_the_status(caplog):
+    recorder = Recorder()
+    source = FakeSource("a")
+
+    def record(batch, status):
+        raise RuntimeError("disk full")
+
+    sched = Scheduler(recorder.sink, [source], on_status=recorder.on_status, record=record)
+    sched.start()
+    try:
+        assert wait_until(lambda: len(recorder.statuses) >= 2)
+    finally:
+        sched.stop(timeout=1)
+    assert recorder.batches == []  # the samples went with the failed transaction
+    assert "could not record" in caplog.text and "disk full" in caplog.text

@@ -87,7 +87,9 @@ class Scheduler:
     """Runs ``sources`` and hands each run's samples to ``sink``.
 
     ``on_status`` gets the source's SourceStatus after every run (and when a
-    run times out). ``clock`` gives wall time in seconds for sample
+    run times out). ``record``, if given, takes both at once instead (one store
+    transaction for a run's samples and status); should it fail, the status still
+    goes to ``on_status``. ``clock`` gives wall time in seconds for sample
     timestamps; timing uses the monotonic clock.
     """
 
@@ -97,12 +99,14 @@ class Scheduler:
         sources: list[Source],
         *,
         on_status: Callable[[SourceStatus], object] | None = None,
+        record: Callable[[list[Sample], SourceStatus], object] | None = None,
         clock: Callable[[], float] = time.time,
         max_workers: int = 4,
         rng: random.Random | None = None,
     ) -> None:
         self._sink = sink
         self._on_status = on_status
+        self._record = record
         self._clock = clock
         self._max_workers = max_workers
         self._rng = rng or random.Random()
@@ -282,6 +286,14 @@ class Scheduler:
         return max(0.0, wake_at - now)
 
     def _deliver(self, batch: list[Sample] | None, status: SourceStatus) -> None:
+        if self._record is not None:
+            try:
+                self._record(batch or [], status)
+                return
+            except Exception as exc:  # the samples went with the transaction; the status must show
+                log.error("could not record %d samples of source %s: %s", len(batch or ()), status.name,
+                          error_line(exc))
+                batch = None
         if batch:
             try:
                 self._sink(batch)

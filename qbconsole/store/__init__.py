@@ -174,5 +174,10 @@ class Store:
     def set_source_status(self, st: SourceStatus) -> None:
         self.transaction(lambda conn: lease.set_source_status(conn, st))
 
+    def write_run(self, samples: Iterable[Sample], status: SourceStatus) -> int:
+        """A source run's samples and its status, in one transaction (one commit a run
+        instead of two); blocks until committed. Returns the sample count."""
+        return self._writer.submit_samples(samples, lambda conn: lease.set_source_status(conn, status)).result()
+
     def source_statuses(self) -> list[SourceStatus]:
         return lease.source_statuses(self.read())

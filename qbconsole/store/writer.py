@@ -106,11 +106,20 @@ class Writer:
             self._queue.put((fn, future))
         return future
 
-    def submit_samples(self, samples: Iterable[Sample]) -> Future:
-        """Queue a sample batch; the future's result is the number of samples written."""
+    def submit_samples(self, samples: Iterable[Sample],
+                       also: Callable[[sqlite3.Connection], Any] | None = None) -> Future:
+        """Queue a sample batch, and ``also(conn)`` in the same transaction if given; the
+        future's result is the number of samples written."""
         batch = samples if isinstance(samples, list) else list(samples)
         ids = self.series_ids
-        return self.submit(lambda conn: insert_samples(conn, ids, batch))
+        if also is None:
+            return self.submit(lambda conn: insert_samples(conn, ids, batch))
+
+        def job(conn: sqlite3.Connection) -> int:
+            written = insert_samples(conn, ids, batch)
+            also(conn)
+            return written
+        return self.submit(job)
 
     def close(self) -> None:
         """Finish the queued jobs, stop the thread and close the write connection."""
