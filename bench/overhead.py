@@ -15,6 +15,10 @@ RSS of its process tree (psutil).
   in percent of one core, from launch to the end of the run;
 - ``qbconsole_rss_mb``: the peak RSS of the console's process tree;
 - ``ratio``: qbconsole CPU / glances CPU;
+- ``qbconsole_steady_cpu_percent`` / ``glances_steady_cpu_percent`` / ``steady_ratio``: the
+  same from ``STEADY_AFTER_S`` after each launch to the end (start-up left out: imports, the
+  agent's activation, the first frame), and ``qbconsole_start_cpu_s`` / ``glances_start_cpu_s``,
+  the CPU seconds each had used by then;
 - ``first_frame_s``: from launch to the first ``tmux capture-pane`` that shows
   the header (the section bar), with Python's bytecode cache warm as after
   ``pip install``; ``first_frame_cold_s`` is a first launch that compiles every
@@ -51,6 +55,7 @@ from qbconsole.demo.spawn import start_platform  # noqa: E402
 
 GLANCES_VENV = Path("/tmp/glances-venv")
 TARGETS = {"ratio": 0.5, "qbconsole_rss_mb": 150.0, "first_frame_s": 1.0}
+STEADY_AFTER_S = 10.0
 
 
 def glances_binary() -> Path:
@@ -123,6 +128,15 @@ class TreeMeter:
     def cpu_percent(self) -> float:
         elapsed, cpu, _ = self.samples[-1]
         return 100.0 * cpu / elapsed
+
+    def cpu_at(self, after_s: float) -> tuple[float, float]:
+        """(elapsed s, CPU s) of the first sample at or after ``after_s`` seconds from launch."""
+        return next(((t, c) for t, c, _ in self.samples if t >= after_s), self.samples[-1][:2])
+
+    def steady_cpu_percent(self, after_s: float) -> float | None:
+        """CPU over wall time from ``after_s`` seconds after launch to the last sample."""
+        (t0, c0), (t1, c1) = self.cpu_at(after_s), self.samples[-1][:2]
+        return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
 
 def bench_rules(platform_url: str, platform_db: Path, ingest_port: int) -> dict:
@@ -200,11 +214,19 @@ def run(seconds: float, scenario: str, with_glances: bool) -> dict:
             "qbconsole_agent_held_lease": "(this console)" in qb_screen,
             "cores": psutil.cpu_count(),
         }
+        qb = meters["qbconsole"]
+        result["qbconsole_steady_cpu_percent"] = _round(qb.steady_cpu_percent(STEADY_AFTER_S), 2)
+        result["qbconsole_start_cpu_s"] = round(qb.cpu_at(STEADY_AFTER_S)[1], 2)
         if with_glances:
             glances = meters["glances"]
             result["glances_cpu_percent"] = round(glances.cpu_percent(), 2)
             result["glances_rss_mb"] = round(glances.peak_rss / 2**20, 1)
             result["ratio"] = round(result["qbconsole_cpu_percent"] / max(result["glances_cpu_percent"], 1e-9), 3)
+            result["glances_steady_cpu_percent"] = _round(glances.steady_cpu_percent(STEADY_AFTER_S), 2)
+            result["glances_start_cpu_s"] = round(glances.cpu_at(STEADY_AFTER_S)[1], 2)
+            if result["qbconsole_steady_cpu_percent"] and result["glances_steady_cpu_percent"]:
+                result["steady_ratio"] = round(result["qbconsole_steady_cpu_percent"]
+                                               / result["glances_steady_cpu_percent"], 3)
         return result
     finally:
         tmux.kill()
@@ -217,6 +239,10 @@ def run(seconds: float, scenario: str, with_glances: bool) -> dict:
         if platform is not None:
             platform.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def main(argv: list[str] | None = None) -> int:
