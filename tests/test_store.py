@@ -427,3 +427,16 @@ def test_nested_transaction_is_refused_not_deadlocked(store):
 
     with pytest.raises(RuntimeError, match="deadlock"):
         store.transaction(nested)
+
+
+def test_writes_go_on_without_the_watch_log_and_a_watcher_brings_it_back(store):
+    from qbconsole.store import queries
+
+    store.transaction(lambda conn: conn.execute("DROP TABLE temp.qb_window_watch"))
+    assert store.write([Sample("m", {}, 1_000, 1.0)]) == 1  # nothing to log, nothing fails
+    known, changes, _ = store.transaction(lambda conn: queries.watch_windows(conn, 7, 0, 5_000, 0, 60_000))
+    assert (known, changes) == (False, [])
+    store.write([Sample("m", {}, 2_000, 2.0), Sample("m", {}, 9_000, 3.0)])  # one late, one beyond the edge
+    known, changes, _ = store.transaction(lambda conn: queries.watch_windows(conn, 7, 0, 5_000, 0, 60_000))
+    sid = store.series("m")[0].id
+    assert known and changes == [(sid, 2_000)]

@@ -158,9 +158,11 @@ def prepare_watch(conn: sqlite3.Connection) -> None:
 
 def log_inserts(conn: sqlite3.Connection, rows: list[tuple]) -> None:
     """Log the keys of ``rows`` ((series_id, ts, value), being inserted or replaced in this
-    transaction) that fall at or below a watcher's edge. Writer connection only, after
-    :func:`prepare_watch`."""
-    hi = conn.execute("SELECT max(hi) FROM temp.qb_window_watch").fetchone()[0]
+    transaction) that fall at or below a watcher's edge. Writer connection only."""
+    try:
+        hi = conn.execute("SELECT max(hi) FROM temp.qb_window_watch").fetchone()[0]
+    except sqlite3.OperationalError:  # no log on this connection (prepare_watch failed): no watcher either
+        return
     if hi is not None:
         late = [(sid, ts) for sid, ts, _ in rows if ts <= hi]
         if late:

@@ -7,6 +7,7 @@ Sample batches go through :class:`SeriesIds`, which maps (name, labels) to serie
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ from qbconsole.store.queries import log_inserts, prepare_watch
 from qbconsole.store.records import encode_nan
 
 _STOP = object()
+log = logging.getLogger(__name__)
 
 
 class StoreClosed(RuntimeError):
@@ -134,7 +136,10 @@ class Writer:
     def _run(self) -> None:
         conn = self._conn
         try:
-            prepare_watch(conn)
+            try:
+                prepare_watch(conn)
+            except sqlite3.Error as exc:  # only incremental readers need it; they create it again
+                log.warning("store: cannot create the watch log on the writer connection: %s", exc)
             while True:
                 job = self._queue.get()
                 if job is _STOP:
