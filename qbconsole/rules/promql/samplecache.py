@@ -21,6 +21,15 @@ correctness never rests on the order in which samples arrive.
 Bounded: a name keeps only as much history as the widest window asked of it during the
 last ``keep_ms`` of evaluation time; names not asked for in that time are dropped, and
 so are series with no sample left in their span.
+
+Compact: a series' samples are held as two parallel arrays, times (int64) and values
+(float64), 16 bytes a sample instead of ~130 for a list of (ts, value) tuples (the demo's
+1-hour windows keep an hour of every series they read). Only its newest ``TAIL_MS`` are
+also kept as the (ts, value) tuples answers are made of, so that the usual short windows
+cost a list slice as before; older parts of a window are built from the arrays when
+asked for. What the tail holds is bounded in time, so wide windows grow the cache by the
+arrays alone. Values are the decoded floats the store's queries give, NaN and the
+staleness marker included; a float64 array keeps their bit patterns unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from operator import itemgetter
@@ -39,8 +49,9 @@ from qbconsole.store.writer import StoreClosed
 
 KEEP_MS = 10 * 60_000  # evaluation time a window (or a name) is kept without being asked for
 FORGET_MS = 30 * 60_000  # wall time after which the store drops a watcher that stopped syncing
-REBUILD_OVER = 32  # more changed samples than this in one series: rebuild its list in one go
+REBUILD_OVER = 32  # more changed samples than this in one series: rebuild its arrays in one go
 MAX_DEPTHS = 32  # window depths remembered per name (the deepest ones count)
+TAIL_MS = 5 * 60_000  # a series' newest samples kept as ready tuples too (rate(x[5m]), lookback)
 
 _watchers = itertools.count(1)
 _ts = itemgetter(0)
@@ -49,30 +60,101 @@ Points = list[tuple[int, float]]
 
 
 class _Series:
-    __slots__ = ("info", "labels", "times", "points")
+    """One series' cached samples: ``times`` ascending (int64 array) and their ``values``
+    (float64 array) side by side, 16 bytes a sample; and ``tail``, the same as (ts, value)
+    tuples for the last len(tail) samples (those within TAIL_MS of the newest, or fewer)."""
+
+    __slots__ = ("info", "labels", "times", "values", "tail")
 
     def __init__(self, info: SeriesInfo) -> None:
         self.info = info
         self.labels = {k: v for k, v in info.labels.items() if v != ""}
         self.labels["__name__"] = info.name
-        self.times: list[int] = []
-        self.points: Points = []
+        self.times: array[int] = array("q")
+        self.values: array[float] = array("d")
+        self.tail: Points = []
 
     def window(self, start: int, end: int) -> Points:
+        """(ts, value) for start < ts <= end, as a new list: a slice of the tail, and tuples
+        built from the arrays for what lies before it."""
         times = self.times
-        return self.points[bisect_right(times, start):bisect_right(times, end)]
+        i, j = bisect_right(times, start), bisect_right(times, end)
+        if i >= j:
+            return []
+        first = len(times) - len(self.tail)  # index of the tail's first sample
+        if i >= first:
+            return self.tail[i - first:j - first]
+        built = list(zip(times[i:min(j, first)], self.values[i:min(j, first)]))
+        return built + self.tail[:j - first] if j > first else built
 
     def put(self, ts: int, value: float | None) -> None:
         """Set (or with None remove) the sample at ts."""
-        i = bisect_left(self.times, ts)
-        if i < len(self.times) and self.times[i] == ts:
+        times, tail = self.times, self.tail
+        i = bisect_left(times, ts)
+        first = len(times) - len(tail)
+        if i < len(times) and times[i] == ts:
             if value is None:
-                del self.times[i], self.points[i]
+                del times[i], self.values[i]
+                if i >= first:
+                    del tail[i - first]
             else:
-                self.points[i] = (ts, value)
+                self.values[i] = value
+                if i >= first:
+                    tail[i - first] = (ts, value)
         elif value is not None:
-            self.times.insert(i, ts)
-            self.points.insert(i, (ts, value))
+            times.insert(i, ts)
+            self.values.insert(i, value)
+            if i >= first:  # the samples from `first` on are still the last ones
+                tail.insert(i - first, (ts, value))
+                self._cut_tail()
+
+    def merge(self, changes: dict[int, float | None]) -> None:
+        """Apply many puts at once (ts -> value, None removes): one rebuild of both arrays
+        (and of the tail) instead of an insertion each."""
+        merged = dict(zip(self.times.tolist(), self.values.tolist()))
+        for ts, value in changes.items():
+            if value is None:
+                merged.pop(ts, None)
+            else:
+                merged[ts] = value
+        stamps = sorted(merged)
+        self.times = array("q", stamps)
+        self.values = array("d", [merged[ts] for ts in stamps])
+        self._rebuild_tail()
+
+    def extend(self, points: Points) -> None:
+        """Append points that are all newer than the last one held."""
+        self.times.extend([t for t, _ in points])
+        self.values.extend([v for _, v in points])
+        self.tail.extend(points)
+        self._cut_tail()
+
+    def prepend(self, points: Points) -> None:
+        """Put points that are all older than the first one held in front."""
+        self.times[:0] = array("q", [t for t, _ in points])
+        self.values[:0] = array("d", [v for _, v in points])
+        if not self.tail:  # the series was empty (or its tail was): start one
+            self._rebuild_tail()
+
+    def drop_upto(self, lo: int) -> None:
+        """Forget the samples at or before lo."""
+        k = bisect_right(self.times, lo)
+        if k:
+            del self.times[:k], self.values[:k]
+            surplus = len(self.tail) - len(self.times)
+            if surplus > 0:
+                del self.tail[:surplus]
+
+    def _cut_tail(self) -> None:
+        """Keep in the tail only the samples within TAIL_MS of the newest."""
+        tail = self.tail
+        if tail and tail[0][0] <= tail[-1][0] - TAIL_MS:
+            del tail[:bisect_right(tail, tail[-1][0] - TAIL_MS, key=_ts)]
+
+    def _rebuild_tail(self) -> None:
+        times = self.times
+        k = bisect_right(times, times[-1] - TAIL_MS) if times else 0
+        self.tail = list(zip(times[k:], self.values[k:]))
 
 
 class _Span:
@@ -199,15 +281,7 @@ class SampleCache:
             span = self._spans[info.name]
             s = self._series(span, info)
             if len(stamps) > REBUILD_OVER:  # many: merge once instead of inserting one by one
-                merged = dict(s.points)
-                for ts in stamps:
-                    value = values.get((sid, ts))
-                    if value is None:
-                        merged.pop(ts, None)
-                    else:
-                        merged[ts] = value
-                s.points = sorted(merged.items())
-                s.times = [t for t, _ in s.points]
+                s.merge({ts: values.get((sid, ts)) for ts in stamps})
             else:
                 for ts in stamps:
                     s.put(ts, values.get((sid, ts)))
@@ -227,8 +301,7 @@ class SampleCache:
             lo = edge - max(span.depths)
             if lo > span.lo:
                 for s in span.series.values():
-                    k = bisect_right(s.times, lo)
-                    del s.times[:k], s.points[:k]
+                    s.drop_upto(lo)
                 span.drop_empty()
                 span.lo = lo
                 span.hi = max(span.hi, lo)
@@ -252,9 +325,7 @@ class SampleCache:
         rows = queries.name_samples(conn, name, start + 1, span.lo)
         self._learn(conn, rows)
         for sid, points in rows.items():
-            s = self._series(span, self._info[sid])
-            s.points[:0] = points
-            s.times[:0] = [t for t, _ in points]
+            self._series(span, self._info[sid]).prepend(points)
         self.stats["rows"] += sum(map(len, rows.values()))
         span.lo = start
 
@@ -271,9 +342,7 @@ class SampleCache:
                 fresh[sid] = points[k:]
                 points = points[:k]
             if points:
-                s = self._series(span, self._info[sid])
-                s.points.extend(points)
-                s.times.extend(t for t, _ in points)
+                self._series(span, self._info[sid]).extend(points)
         self.stats["rows"] += sum(map(len, rows.values()))
         span.hi = min(end, edge)
         return fresh
