@@ -21,8 +21,10 @@ RSS of its process tree (psutil).
   the CPU seconds each had used by then;
 - ``first_frame_s``: from launch to the first ``tmux capture-pane`` that shows
   the header (the section bar), with Python's bytecode cache warm as after
-  ``pip install``; ``first_frame_cold_s`` is a first launch that compiles every
-  module (what a checkout with PYTHONDONTWRITEBYTECODE sees every time). Panes
+  ``pip install`` (a first launch, left running until its agent is active, compiles
+  and caches every module a run imports: the CPU figures are warm too);
+  ``first_frame_cold_s`` is that first launch, which compiles every module (what a
+  checkout with PYTHONDONTWRITEBYTECODE sees every time). Panes
   get exactly the environment given here (``env -i``), bytecode cached under
   the run's temporary directory.
 
@@ -160,6 +162,16 @@ def wait_for_frame(tmux: Tmux, name: str, started: float, timeout: float = 30.0)
     return None
 
 
+def wait_for_text(tmux: Tmux, name: str, text: str, timeout: float) -> bool:
+    """Whether ``text`` shows in the pane within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in tmux.screen(name):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def run(seconds: float, scenario: str, with_glances: bool) -> dict:
     work = Path(tempfile.mkdtemp(prefix="qb-overhead-"))
     tmux = Tmux()
@@ -188,6 +200,12 @@ def run(seconds: float, scenario: str, with_glances: bool) -> dict:
         launched = time.monotonic()
         cold_pid = tmux.start("cold", [*console, "--db", str(work / "cold.db")], pane_env)
         first_frame_cold = wait_for_frame(tmux, "cold", launched)
+        # Let it run until its agent is active, so what the agent imports after the first frame
+        # (collectors, httpx, prometheus_client, the rules engine) is compiled and cached too, as
+        # after pip install: under PYTHONPYCACHEPREFIX every module, the stdlib's too, looks for
+        # its bytecode there, and whatever the cold run did not import would be compiled again.
+        wait_for_text(tmux, "cold", "(this console)", 30.0)
+        time.sleep(3)
         tmux.kill_session("cold")
         psutil.wait_procs([psutil.Process(cold_pid)] if psutil.pid_exists(cold_pid) else [], timeout=15)
         launched = time.monotonic()
