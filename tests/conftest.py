@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from qbconsole.rules.promql import StoreQuerier
+from qbconsole.rules.promql.queriers import CachedStoreQuerier
 from qbconsole.store import Store
 
 
@@ -14,3 +16,11 @@ def store(tmp_path):
     s = Store.open(tmp_path / "qb.db")
     yield s
     s.close()
+
+
+@pytest.fixture
+def pair(store):
+    """The rules' cached querier and the plain one over ``store`` (their answers must agree)."""
+    cached = CachedStoreQuerier(store)
+    yield cached, StoreQuerier(store)
+    cached.close()

@@ -43,13 +43,6 @@ def rate(ev, expr, t):
     return {s.labels.get("i"): s.value for s in ev.evaluate(expr, t)}
 
 
-@pytest.fixture
-def pair(store):
-    cached = CachedStoreQuerier(store)
-    yield cached, StoreQuerier(store)
-    cached.close()
-
-
 def test_a_tick_reads_only_the_new_samples(store, pair):
     cached, plain = pair
     store.write([s for i in range(3) for s in counter("c_total", {"i": str(i)}, 0, 10 * M)])

@@ -13,8 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qbconsole.model import STALE_NAN, Sample, is_stale
-from qbconsole.rules.promql import StoreQuerier
-from qbconsole.rules.promql.queriers import CachedStoreQuerier
 from qbconsole.rules.promql.samplecache import REBUILD_OVER, TAIL_MS, _Series
 from qbconsole.store.records import SeriesInfo
 
@@ -34,13 +32,6 @@ def same(cached, plain, name, start, end):
 
 def delete(store, start, end):
     store.transaction(lambda conn: conn.execute("DELETE FROM samples WHERE ts BETWEEN ? AND ?", (start, end)))
-
-
-@pytest.fixture
-def pair(store):
-    cached = CachedStoreQuerier(store)
-    yield cached, StoreQuerier(store)
-    cached.close()
 
 
 def held(cached, name):
