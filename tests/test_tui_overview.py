@@ -361,3 +361,17 @@ def test_chart_snapshot(snap_compare, frozen):
         await pilot.pause()
 
     assert snap_compare(frozen, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_finite_drops_nans_and_gives_int_times_and_float_values():
+    from qbconsole.model import STALE_NAN
+    from qbconsole.tui.metricdata import finite
+
+    plain = [(1_000, 1.5), (2_000, 2.5)]
+    assert finite(plain) == ((1_000, 1.5), (2_000, 2.5))
+    mixed = [(1_000, 1.5), (2_000, float("nan")), (3_000, STALE_NAN), (4_000, 7), (5_000.0, 2.0)]
+    got = finite(iter(mixed))
+    assert got == ((1_000, 1.5), (4_000, 7.0), (5_000, 2.0))
+    assert [(type(t), type(v)) for t, v in got] == [(int, float)] * 3
+    assert finite([(True, 1.0)]) == ((1, 1.0),) and type(finite([(True, 1.0)])[0][0]) is int
+    assert finite([]) == ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from qbconsole.store import SeriesInfo
@@ -68,9 +69,20 @@ class MetricWindow:
         return sum(values) / len(values) if values else None
 
 
+_ts, _value = itemgetter(0), itemgetter(1)
+
+
 def finite(points: Iterable[tuple[int, float]]) -> Points:
-    """Drop NaNs (staleness markers and NaN samples): they are gaps, not values."""
-    return tuple((int(ts), float(v)) for ts, v in points if not math.isnan(v))
+    """Drop NaNs (staleness markers and NaN samples): they are gaps, not values; times as int,
+    values as float. Every poll passes whole windows through here, so the usual case (no NaN,
+    already int and float, as the store gives them) is checked and kept with C-level passes
+    instead of a tuple rebuilt per point."""
+    pts = points if isinstance(points, (list, tuple)) else list(points)
+    if any(map(math.isnan, map(_value, pts))):
+        pts = [p for p in pts if not math.isnan(p[1])]
+    if set(map(type, map(_ts, pts))) <= {int} and set(map(type, map(_value, pts))) <= {float}:
+        return tuple(pts)
+    return tuple((int(ts), float(v)) for ts, v in pts)
 
 
 def increases(points: Sequence[tuple[int, float]]) -> Points:
