@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from qbconsole import __version__
 from qbconsole.collect.base import check_timing, error_line
 from qbconsole.collect.http import PROBE_SHARE, check_headers, check_url
-from qbconsole.collect.shape import Shape, is_text_format
+from qbconsole.collect.shape import Shape
 from qbconsole.model import STALE_NAN, Sample
 
 ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
@@ -72,6 +72,11 @@ class Exposed(NamedTuple):
     ts: int | None
 
 
+def is_openmetrics(content_type: str) -> bool:
+    """Whether a body of this content type is OpenMetrics (else it is the text format)."""
+    return content_type.split(";")[0].strip().lower() == "application/openmetrics-text"
+
+
 def parse_exposition(text: str, content_type: str = "text/plain") -> list[Exposed]:
     """The samples of a text (or OpenMetrics) exposition, in order; ValueError if it is malformed.
 
@@ -79,7 +84,7 @@ def parse_exposition(text: str, content_type: str = "text/plain") -> list[Expose
     counter whose declared name lacks it; that is undone here, so names are the
     ones on the wire.
     """
-    if content_type.split(";")[0].strip().lower() == "application/openmetrics-text":
+    if is_openmetrics(content_type):
         families, openmetrics = openmetrics_families(text), True
     else:
         families, openmetrics = text_string_to_metric_families(text), False
@@ -194,7 +199,7 @@ class PrometheusSource:
             if samples is None:
                 exposed = parse_exposition(text, content_type)
                 samples, plan = self._samples(exposed, now_ms)
-                shape = Shape.of(text, len(exposed)) if is_text_format(content_type) else None
+                shape = None if is_openmetrics(content_type) else Shape.of(text, len(exposed))
                 self._shape = None if shape is None else (shape, plan)
         except ScrapeFailed as exc:
             raise ScrapeFailed(str(exc), self._failed(now_ms, time.monotonic() - start)) from None
@@ -210,7 +215,7 @@ class PrometheusSource:
 
         Same shape means the same series in the same order as that scrape, so the same
         ones are kept and none goes stale: only values and own timestamps change."""
-        if self._shape is None or not is_text_format(content_type):
+        if self._shape is None or is_openmetrics(content_type):
             return None
         shape, plan = self._shape
         numbers = shape.numbers(text)

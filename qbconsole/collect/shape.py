@@ -118,8 +118,3 @@ class Shape:
             return None  # the full parse reports it (or reads it) as the library does
         return out
 
-
-def is_text_format(content_type: str) -> bool:
-    """Whether a body of this content type is read by the text-format parser."""
-    return content_type.split(";")[0].strip().lower() != "application/openmetrics-text"
-
