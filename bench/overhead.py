@@ -19,6 +19,10 @@ RSS of its process tree (psutil).
   same from ``STEADY_AFTER_S`` after each launch to the end (start-up left out: imports, the
   agent's activation, the first frame), and ``qbconsole_start_cpu_s`` / ``glances_start_cpu_s``,
   the CPU seconds each had used by then;
+- ``floor_cpu_percent`` / ``floor_ratio``: the same CPU share for ``bench/floor_app.py``, the
+  smallest Textual app that redraws a dozen figures every second and does nothing else, in a
+  third pane of the same run, and its ratio to glances: what the stack alone costs, the part of
+  ``ratio`` no work in the console can remove;
 - ``first_frame_s``: from launch to the first ``tmux capture-pane`` that shows
   the header (the section bar), with Python's bytecode cache warm as after
   ``pip install`` (a first launch, left running until its agent is active, compiles
@@ -172,7 +176,7 @@ def wait_for_text(tmux: Tmux, name: str, text: str, timeout: float) -> bool:
     return False
 
 
-def run(seconds: float, scenario: str, with_glances: bool) -> dict:
+def run(seconds: float, scenario: str, with_glances: bool, with_floor: bool = True) -> dict:
     work = Path(tempfile.mkdtemp(prefix="qb-overhead-"))
     tmux = Tmux()
     env = {**os.environ, INGEST_TOKEN_ENV: secrets.token_urlsafe(16)}
@@ -215,6 +219,9 @@ def run(seconds: float, scenario: str, with_glances: bool) -> dict:
         if with_glances:
             glances_env = {k: v for k, v in pane_env.items() if not k.startswith("PYTHON")}  # its own .pyc files
             meters["glances"] = TreeMeter(tmux.start("glances", [str(glances_binary()), "-t", "1"], glances_env))
+        if with_floor:
+            meters["floor"] = TreeMeter(tmux.start("floor", [sys.executable, str(ROOT / "bench" / "floor_app.py")],
+                                                   pane_env))
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             for meter in meters.values():
@@ -245,6 +252,10 @@ def run(seconds: float, scenario: str, with_glances: bool) -> dict:
             if result["qbconsole_steady_cpu_percent"] and result["glances_steady_cpu_percent"]:
                 result["steady_ratio"] = round(result["qbconsole_steady_cpu_percent"]
                                                / result["glances_steady_cpu_percent"], 3)
+        if with_floor:
+            result["floor_cpu_percent"] = round(meters["floor"].cpu_percent(), 2)
+            if with_glances:
+                result["floor_ratio"] = round(result["floor_cpu_percent"] / max(result["glances_cpu_percent"], 1e-9), 3)
         return result
     finally:
         tmux.kill()
@@ -269,11 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="how long both run (default 60)")
     p.add_argument("--scenario", default="steady", help="the load's scenario (default steady)")
     p.add_argument("--no-glances", action="store_true", help="measure the console alone")
+    p.add_argument("--no-floor", action="store_true", help="leave out bench/floor_app.py")
     args = p.parse_args(argv)
     if shutil.which("tmux") is None:
         print("overhead: tmux is needed", file=sys.stderr)
         return 2
-    result = run(args.seconds, args.scenario, not args.no_glances)
+    result = run(args.seconds, args.scenario, not args.no_glances, not args.no_floor)
     result["targets"] = {k: v for k, v in TARGETS.items() if k in result}
     if args.json:
         print(json.dumps(result))

@@ -12,7 +12,10 @@ each gives the growth per hour:
 - ``rss_growth_mb_per_h`` (target <= 5 MB/h), with ``rss_start_mb`` / ``rss_end_mb``, and
   ``rss_growth_last_half_mb_per_h`` over the second half of the samples only (a leak keeps
   its slope; caches that fill up, such as SQLite's page cache per connection, flatten out);
-- ``store_growth_mb_per_h``, with ``store_end_mb`` and the sample rows at the end.
+- ``store_growth_mb_per_h``, with ``store_end_mb`` and the sample rows at the end;
+- ``cpu_percent_by_quarter``: the agent process's CPU share (percent of one core) in each
+  quarter of the run, warm-up included: work that grows with the data held (windows
+  filling, tables growing) shows as a rising figure.
 
 Nothing is asserted; the figures are printed. Everything started is stopped.
 """
@@ -78,6 +81,7 @@ def run(minutes: float, scenario: str, warmup: float, every: float) -> dict:
     agent = psutil.Process(proc.pid)
     rss: list[tuple[float, float]] = []
     size: list[tuple[float, float]] = []
+    cpu: list[tuple[float, float]] = []  # (elapsed s, CPU s of the agent process)
     started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < duration:
@@ -85,6 +89,8 @@ def run(minutes: float, scenario: str, warmup: float, every: float) -> dict:
                 raise RuntimeError(f"the demo exited early with status {proc.returncode} (see {work}/demo.log)")
             rss.append((elapsed, agent.memory_info().rss / 2**20))
             size.append((elapsed, store_bytes(db) / 2**20))
+            times = agent.cpu_times()
+            cpu.append((elapsed, times.user + times.system))
             time.sleep(every - (time.monotonic() - started) % every)
         rows = sample_rows(db)
     finally:
@@ -112,11 +118,21 @@ def run(minutes: float, scenario: str, warmup: float, every: float) -> dict:
         "store_end_mb": round(size[-1][1], 2) if size else None,
         "store_growth_mb_per_h": _round(slope_per_hour(steady_size)),
         "sample_rows_end": rows,
+        "cpu_percent_by_quarter": cpu_by_quarter(cpu),
         "demo_exit_status": proc.returncode,
         "target_rss_growth_mb_per_h": TARGET_RSS_MB_PER_H,
     }
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def cpu_by_quarter(cpu: list[tuple[float, float]]) -> list[float]:
+    """CPU share in percent of one core over each quarter of the (elapsed s, CPU s) samples."""
+    if len(cpu) < 5:
+        return []
+    marks = [cpu[round(q * (len(cpu) - 1) / 4)] for q in range(5)]
+    return [round(100.0 * (c1 - c0) / (t1 - t0), 2) if t1 > t0 else 0.0
+            for (t0, c0), (t1, c1) in zip(marks, marks[1:])]
 
 
 def _round(value: float | None) -> float | None:
