@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from qbconsole.store import Store
 from qbconsole.store.alerts import AlertRow, acknowledge, add_silence
 from qbconsole.tui.alertfmt import alert_expressions
-from qbconsole.tui.data import FIGURES_WAIT_S, FiguresReader, Snapshot, failed_snapshot, read_snapshot
+from qbconsole.tui.data import FIGURES_WAIT_S, FiguresReader, Snapshot, WindowMemo, failed_snapshot, read_snapshot
 from qbconsole.tui.groups import GROUPS
 from qbconsole.tui.recent import RecentSamples
 from qbconsole.tui.sections import BY_MODE, SECTIONS
@@ -260,15 +260,17 @@ class QBConsoleApp(App):
         # Figures from another source than the store (Prometheus) are read in a thread of their
         # own: a slow or dead Prometheus must not hold up the alerts, lease and sources.
         remote = FiguresReader(self.metrics) if self.metrics is not self.store else None
-        # From the store, each poll reads only the recent tail of every figure (tui/recent.py).
+        # From the store, each poll reads only the recent tail of every figure (tui/recent.py),
+        # and derives the figures only from the points new since the previous poll (WindowMemo).
         local = RecentSamples(self.store) if remote is None else None
+        memo = WindowMemo() if local is not None else None
         try:
             while not worker.is_cancelled and not self._stopping.is_set():
                 now_ms = int(self.clock() * 1000)
                 figures = remote.figures(now_ms, min(self.refresh_s, FIGURES_WAIT_S)) if remote else None
                 try:
                     snapshot = good = read_snapshot(self.store, now_ms, detail_id=self.detail_alert_id,
-                                                    metrics=local or self.metrics, figures=figures)
+                                                    metrics=local or self.metrics, figures=figures, memo=memo)
                 except Exception as exc:  # any read failure is shown in the status line
                     snapshot = failed_snapshot(good, now_ms, exc)
                 self.post_message(SnapshotReady(snapshot))

@@ -15,7 +15,8 @@ from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 from qbconsole.tui.groups import part_key
 from qbconsole.tui.metricdata import (  # noqa: F401  (re-exported: the screens' and tests' names)
-    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, SeriesSource, counter_rates, read_windows,
+    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, SeriesSource, WindowMemo, counter_rates,
+    read_windows,
 )
 
 CPU = "system_cpu_percent"
@@ -168,7 +169,7 @@ def read_detail(store: Store, alert_id: int) -> AlertDetail | None:
 
 def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
                   detail_id: int | None = None, metrics: SeriesSource | None = None,
-                  figures: Figures | None = None) -> Snapshot:
+                  figures: Figures | None = None, memo: WindowMemo | None = None) -> Snapshot:
     """Read everything the screens need; a store failure propagates (the caller reports it).
 
     The Overview figures cost one query per metric name (about 30, see ``metricdata``);
@@ -177,10 +178,12 @@ def read_snapshot(store: Store, now_ms: int, window_ms: int = WINDOW_MS, *,
     figures are read from (default: the store; a PrometheusReader on that backend), unless
     ``figures`` were already read (the console reads Prometheus in a thread of its own, so
     that a slow or dead Prometheus never holds up the store's alerts, lease and sources).
+    ``memo`` is the poll worker's ``WindowMemo``: each poll then derives the figures only from
+    the points new since the previous one (the same figures).
     """
     conn = store.read()
     if figures is None:  # read here: a failure fails the snapshot (on the store, it is a store failure)
-        figures = Figures(read_windows(store if metrics is None else metrics, now_ms, window_ms), now_ms)
+        figures = Figures(read_windows(store if metrics is None else metrics, now_ms, window_ms, memo=memo), now_ms)
     return Snapshot(
         now_ms=now_ms,
         read_ms=now_ms,
