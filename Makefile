@@ -36,7 +36,7 @@ system-deps:
 # Every benchmark once (tmux is needed by overhead.py; soak runs 10 minutes here,
 # `python bench/soak.py --minutes 60` for the figure that counts).
 bench: $(STAMP) system-deps
-	for b in store rules report experiments overhead; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in store rules report experiments poll overhead; do $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/soak.py --minutes 10
 
 lock:

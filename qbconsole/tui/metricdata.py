@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import cached_property, reduce
 from operator import add, itemgetter, lt
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -70,10 +70,12 @@ class MetricWindow:
     def latest(self) -> tuple[int, float] | None:
         return self.points[-1] if self.points else None
 
-    @property
+    @cached_property
     def average(self) -> float | None:
-        values = [v for _, v in self.points]
-        return sum(values) / len(values) if values else None
+        """The mean of the values (the status judgement and the tile's detail line both ask;
+        computed once per window, with a C-level pass)."""
+        points = self.points
+        return sum(map(_value, points)) / len(points) if points else None
 
 
 _ts, _value = itemgetter(0), itemgetter(1)
