@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qbconsole.model import Sample  # noqa: E402
 from qbconsole.store import Store  # noqa: E402
 from qbconsole.tui.groups import BY_LABEL, BYTES_RATE, GROUPS, RATE, WORST  # noqa: E402
-from qbconsole.tui.metricdata import WindowMemo, read_windows  # noqa: E402
+from qbconsole.tui.metricdata import read_windows  # noqa: E402
+from qbconsole.tui.windowmemo import WindowMemo  # noqa: E402
 from qbconsole.tui.recent import RecentSamples  # noqa: E402
 
 S = 1000

@@ -1,4 +1,4 @@
-"""The poll's memo (tui/metricdata.WindowMemo): ``read_windows`` with it gives exactly what it gives
+"""The poll's memo (tui/windowmemo.WindowMemo): ``read_windows`` with it gives exactly what it gives
 without it, poll after poll, whatever happens to the series between polls; and in the steady state
 it derives only the new points."""
 
@@ -16,8 +16,9 @@ from qbconsole.model import STALE_NAN, Sample
 from qbconsole.store import SeriesInfo
 from qbconsole.tui.groups import BY_LABEL, BYTES_RATE, GROUPS, RATE, WORST, MetricSpec
 from qbconsole.tui.metricdata import (
-    MINUTE_MS, MetricWindow, WindowMemo, counter_rates, finite, increases, per_minute, read_windows,
+    MINUTE_MS, MetricWindow, counter_rates, finite, increases, per_minute, read_windows,
 )
+from qbconsole.tui.windowmemo import WindowMemo
 from qbconsole.tui.recent import RecentSamples
 
 S = 1000
@@ -294,7 +295,7 @@ ODD_POLLS = (
 
 
 def test_points_out_of_order_or_with_odd_times_are_derived_as_without_the_memo():
-    from qbconsole.tui.metricdata import _summed_rate
+    from qbconsole.tui.metricdata import summed_rates
 
     info = SeriesInfo(1, "c", {})
     for polls in ODD_POLLS:
@@ -306,7 +307,7 @@ def test_points_out_of_order_or_with_odd_times_are_derived_as_without_the_memo()
             assert tuple(memo.series(("r", 1), points, counter_rates).derived) == counter_rates(finite(points))
             entries = [memo.series(("c", 1), points, increases)]
             assert memo.per_minute("c", entries, 0, 10 * MINUTE_MS) == per_minute([points], 0, 10 * MINUTE_MS)
-            assert memo.summed_rate(("b",), [(info, points)]) == _summed_rate([(info, points)])
+            assert memo.summed_rate(("b",), [(info, points)]) == summed_rates([(info, points)])
             memo.end()
 
 

@@ -15,9 +15,9 @@ from qbconsole.store import LeaseInfo, SourceStatus, Store
 from qbconsole.store.alerts import AlertEvent, AlertRow, Silence, current_alerts, events, get_alert, silences
 from qbconsole.tui.groups import part_key
 from qbconsole.tui.metricdata import (  # noqa: F401  (re-exported: the screens' and tests' names)
-    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, SeriesSource, WindowMemo, counter_rates,
-    read_windows,
+    LOOPBACK_NICS, PAIR, RATE_BUCKET_MS, WINDOW_MS, MetricWindow, SeriesSource, counter_rates, read_windows,
 )
+from qbconsole.tui.windowmemo import WindowMemo  # noqa: F401  (re-exported for the poll)
 
 CPU = "system_cpu_percent"
 MEMORY = "system_memory_percent"
